@@ -1,0 +1,1 @@
+"""Accounts: roles, API keys for producers and the audit log of operator actions."""

@@ -1,0 +1,1 @@
+"""Analytics: aggregations over the raw events kept in MongoDB."""

@@ -1,0 +1,1 @@
+"""Analytics keep no rows in PostgreSQL: they aggregate the raw events in MongoDB."""

@@ -1,0 +1,86 @@
+"""The MongoDB client of the process, configured from settings and created lazily.
+
+MongoDB keeps the raw events (``events``, with a TTL) and the per-minute rollups
+(``metrics``). The indexes the queries need are declared here, in one place, and created by
+``manage.py ensure_mongo_indexes``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from django.conf import settings
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel, MongoClient
+from pymongo.database import Database
+
+_lock = threading.Lock()
+_client: MongoClient | None = None
+
+EVENTS = "events"
+METRICS = "metrics"
+
+
+def get_client() -> MongoClient:
+    global _client
+    with _lock:
+        if _client is None:
+            _client = MongoClient(
+                settings.MONGO_URL,
+                serverSelectionTimeoutMS=settings.MONGO_TIMEOUT_MS,
+                connectTimeoutMS=settings.MONGO_TIMEOUT_MS,
+                tz_aware=True,
+                appname="eventhub",
+            )
+        return _client
+
+
+def get_db() -> Database:
+    return get_client()[settings.MONGO_DB]
+
+
+def close_client() -> None:
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+            _client = None
+
+
+# Each index names the query it serves.
+INDEXES: dict[str, list[IndexModel]] = {
+    EVENTS: [
+        # one document per event: upserts and GET /events/{id}
+        IndexModel([("event_id", ASCENDING)], name="event_id_unique", unique=True),
+        # GET /events?type=&severity= ordered by time
+        IndexModel(
+            [("type", ASCENDING), ("timestamp", DESCENDING), ("severity", DESCENDING)],
+            name="type_time_severity",
+        ),
+        # a user's events, newest first
+        IndexModel([("user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_time"),
+        # a source's events, newest first
+        IndexModel([("source", ASCENDING), ("timestamp", DESCENDING)], name="source_time"),
+        # every event of one trace
+        IndexModel([("trace_id", ASCENDING)], name="trace_id"),
+        # retention: MongoDB drops a document once expires_at has passed
+        IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0),
+        # GET /events/search?q=
+        IndexModel(
+            [("search_text", TEXT)],
+            name="event_text",
+            default_language="none",
+        ),
+    ],
+    METRICS: [
+        # per-minute rollups by event type
+        IndexModel(
+            [("minute", DESCENDING), ("type", ASCENDING)], name="minute_type_unique", unique=True
+        ),
+    ],
+}
+
+
+def ensure_indexes(db: Database | None = None) -> dict[str, list[str]]:
+    """Create the declared indexes (idempotent); return the index names per collection."""
+    db = db if db is not None else get_db()
+    return {name: db[name].create_indexes(models) for name, models in INDEXES.items()}

@@ -1,0 +1,144 @@
+"""One error shape for the whole API: RFC 7807 problem details (``application/problem+json``).
+
+DRF views get it through ``problem_exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``);
+plain Django views, the 404/500 handlers and middleware build it with ``problem_response``.
+Domain errors subclass ``ProblemError`` so they carry their own status, code and title.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://eventhub.dev/problems/"
+
+
+class ProblemError(exceptions.APIException):
+    """A domain error rendered as problem details.
+
+    Subclasses set ``status_code``, ``default_code`` (the problem ``type`` slug) and
+    ``default_detail``; ``retry_after`` (seconds) adds a ``Retry-After`` header.
+    """
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad-request"
+    default_detail = "The request could not be processed."
+    title = "Bad request"
+    retry_after: int | None = None
+
+    def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None):
+        super().__init__(detail=detail, code=self.default_code)
+        self.extra = extra or {}
+
+
+class DependencyUnavailable(ProblemError):
+    """A dependency (Kafka, MongoDB, Redis, PostgreSQL) did not answer: try again later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "dependency-unavailable"
+    default_detail = "A service EventHub depends on is unavailable. Try again shortly."
+    title = "Service unavailable"
+    retry_after = 5
+
+
+def problem_body(
+    status_code: int, title: str, detail: str, code: str, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+    }
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    status_code: int,
+    title: str,
+    detail: str,
+    code: str,
+    *,
+    retry_after: int | None = None,
+    **extra: Any,
+) -> JsonResponse:
+    """A problem+json response for views outside DRF."""
+    response = JsonResponse(
+        problem_body(status_code, title, detail, code, **extra),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _flatten_errors(data: Any, pointer: str = "") -> list[dict[str, str]]:
+    """Turn DRF's nested validation errors into ``[{"pointer": "/field/0", "detail": ...}]``."""
+    if isinstance(data, dict):
+        errors: list[dict[str, str]] = []
+        for key, value in data.items():
+            sub = pointer if key == "non_field_errors" else f"{pointer}/{key}"
+            errors.extend(_flatten_errors(value, sub))
+        return errors
+    if isinstance(data, list):
+        if all(not isinstance(item, dict | list) for item in data):
+            return [{"pointer": pointer or "/", "detail": str(item)} for item in data]
+        errors = []
+        for index, value in enumerate(data):
+            errors.extend(_flatten_errors(value, f"{pointer}/{index}"))
+        return errors
+    return [{"pointer": pointer or "/", "detail": str(data)}]
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler producing problem details for every API error."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        # Not an API exception: let Django's 500 handler (problem+json too) take it.
+        return None
+
+    code = getattr(exc, "default_code", "error")
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        if isinstance(codes, str):
+            code = codes
+    title = getattr(exc, "title", None) or response.status_text
+    extra: dict[str, Any] = dict(getattr(exc, "extra", {}) or {})
+    if isinstance(exc, exceptions.ValidationError):
+        code = "validation-error"
+        title = "Invalid request"
+        detail = "The request has invalid fields."
+        extra["errors"] = _flatten_errors(exc.detail)
+    else:
+        detail = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
+    body = problem_body(response.status_code, title, detail, str(code).replace("_", "-"), **extra)
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        response["Retry-After"] = str(int(exc.wait) + 1)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, ProblemError) and retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def handler404(request, exception=None) -> JsonResponse:  # noqa: ARG001 - Django's signature
+    return problem_response(404, "Not found", "No resource at this address.", "not-found")
+
+
+def handler500(request) -> JsonResponse:  # noqa: ARG001 - Django's signature
+    return problem_response(
+        500, "Server error", "An unexpected error occurred; it has been logged.", "server-error"
+    )

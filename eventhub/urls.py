@@ -1,0 +1,24 @@
+"""The project's URLs: health, admin, metrics and the API."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from eventhub import health
+
+handler404 = "eventhub.problems.handler404"
+handler500 = "eventhub.problems.handler500"
+
+admin.site.site_header = "EventHub"
+admin.site.site_title = "EventHub admin"
+admin.site.index_title = "Operator console"
+
+urlpatterns = [
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
+    path("health/<str:name>", health.dependency, name="health-dependency"),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),
+    path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]

@@ -1,0 +1,1 @@
+"""Events: event types with their JSON Schemas, ingestion and the raw event store."""

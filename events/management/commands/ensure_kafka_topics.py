@@ -1,0 +1,28 @@
+"""Create EventHub's Kafka topics when they are missing (idempotent)."""
+
+from django.core.management.base import BaseCommand, CommandError
+from confluent_kafka import KafkaException
+
+from eventhub import kafka
+
+
+class Command(BaseCommand):
+    help = "Create the events, dead-letter and quarantine topics if they do not exist."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--timeout", type=float, default=15.0, help="Seconds to wait.")
+
+    def handle(self, *args, timeout: float, **options):
+        specs = kafka.configured_topics()
+        try:
+            outcome = kafka.ensure_topics(specs, timeout=timeout)
+            counts = kafka.partition_counts([s.name for s in specs], timeout=timeout)
+        except KafkaException as exc:
+            raise CommandError(f"Kafka did not answer: {exc}") from exc
+        for spec in specs:
+            line = f"{spec.name}: {outcome[spec.name]}, {counts.get(spec.name, '?')} partition(s)"
+            if counts.get(spec.name, spec.partitions) != spec.partitions:
+                line += f" (settings ask for {spec.partitions}; existing topics are not changed)"
+                self.stdout.write(self.style.WARNING(line))
+            else:
+                self.stdout.write(line)

@@ -1,0 +1,1 @@
+"""Rules: conditions over events (MongoDB query language) and the actions they trigger."""

@@ -1,0 +1,1 @@
+"""Subscriptions: subscribers, their webhook endpoints, filters and signing secrets."""

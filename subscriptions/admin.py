@@ -1,0 +1,123 @@
+"""Admin for subscribers, subscriptions and (read-only) signing secrets."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from subscriptions.models import SigningSecret, Subscriber, Subscription
+from subscriptions.services import (
+    subscription_add_secret,
+    subscription_rotate_secret,
+    subscription_set_state,
+)
+
+SECRET_NOTICE = "(copy it now: it will not be shown again)"
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    fields = ["name", "url", "event_types", "state"]
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ["name", "contact_email", "active", "subscription_count", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["name", "contact_email", "description"]
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [SubscriptionInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscriber]:
+        return super().get_queryset(request).annotate(_subscriptions=Count("subscriptions"))
+
+    @admin.display(description="subscriptions", ordering="_subscriptions")
+    def subscription_count(self, obj: Subscriber) -> int:
+        return obj._subscriptions
+
+
+class SigningSecretInline(admin.TabularInline):
+    model = SigningSecret
+    fields = ["hint", "created_at", "expires_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__", "subscriber", "url", "state", "output_format", "ordered",
+        "rate_limit_per_second", "updated_at",
+    ]
+    list_filter = ["state", "output_format", "ordered", "subscriber"]
+    search_fields = ["name", "url", "subscriber__name", "state_reason"]
+    list_select_related = ["subscriber"]
+    autocomplete_fields = ["subscriber"]
+    readonly_fields = ["state_reason", "state_changed_at", "created_at", "updated_at"]
+    inlines = [SigningSecretInline]
+    actions = ["pause", "resume", "rotate_secret"]
+
+    def save_model(self, request: HttpRequest, obj: Subscription, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            secret = subscription_add_secret(subscription=obj)
+            self.message_user(
+                request, f"Signing secret for {obj}: {secret} {SECRET_NOTICE}.", messages.WARNING
+            )
+
+    @admin.action(description="Pause selected subscriptions", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        count = 0
+        for subscription in queryset.exclude(state=Subscription.State.PAUSED):
+            subscription_set_state(
+                subscription=subscription, state=Subscription.State.PAUSED,
+                reason=f"paused by {request.user}", actor=request.user,
+            )
+            count += 1
+        self.message_user(request, f"Paused {count} subscription(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume selected subscriptions", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        count = 0
+        for subscription in queryset.exclude(state=Subscription.State.ACTIVE):
+            subscription_set_state(
+                subscription=subscription, state=Subscription.State.ACTIVE, actor=request.user
+            )
+            count += 1
+        self.message_user(request, f"Resumed {count} subscription(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate signing secret", permissions=["change"])
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        for subscription in queryset:
+            secret = subscription_rotate_secret(subscription=subscription, actor=request.user)
+            self.message_user(
+                request, f"New secret for {subscription}: {secret} {SECRET_NOTICE}.",
+                messages.WARNING,
+            )
+
+
+@admin.register(SigningSecret)
+class SigningSecretAdmin(admin.ModelAdmin):
+    """Secrets are listed by hint only; they are created and rotated from the subscription."""
+
+    list_display = ["hint", "subscription", "created_at", "expires_at"]
+    list_filter = [("expires_at", admin.EmptyFieldListFilter)]
+    search_fields = ["subscription__name", "subscription__url", "subscription__subscriber__name"]
+    list_select_related = ["subscription__subscriber"]
+    fields = ["subscription", "hint", "created_at", "expires_at"]
+    readonly_fields = ["subscription", "hint", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

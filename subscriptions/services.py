@@ -1,0 +1,66 @@
+"""Writes for subscriptions: signing-secret creation and rotation, state changes with audit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.services import audit_log_record
+from subscriptions.models import SigningSecret, Subscription
+from webhooks.signing import generate_secret
+
+
+def subscription_add_secret(*, subscription: Subscription) -> str:
+    """Give the subscription a new secret and return it: the only time it is shown."""
+    secret = generate_secret()
+    SigningSecret.objects.create(subscription=subscription, secret=secret)
+    return secret
+
+
+@transaction.atomic
+def subscription_rotate_secret(
+    *,
+    subscription: Subscription,
+    actor: AbstractBaseUser | None = None,
+    overlap: timedelta | None = None,
+) -> str:
+    """Add a new secret; secrets valid now stay valid for ``overlap`` (default from settings)."""
+    if overlap is None:
+        overlap = timedelta(hours=settings.WEBHOOK_SECRET_OVERLAP_HOURS)
+    now = timezone.now()
+    ends = now + overlap
+    subscription.secrets.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=ends)).update(
+        expires_at=ends
+    )
+    secret = subscription_add_secret(subscription=subscription)
+    audit_log_record(
+        actor=actor,
+        action="subscription.rotate_secret",
+        obj=subscription,
+        changes={"old_secrets_expire_at": ends.isoformat()},
+    )
+    return secret
+
+
+def subscription_set_state(
+    *, subscription: Subscription, state: str, reason: str = "", actor: AbstractBaseUser | None = None
+) -> None:
+    """Pause, resume or disable a subscription and record who did it."""
+    previous = subscription.state
+    if state == Subscription.State.ACTIVE:
+        subscription.resume()
+    elif state == Subscription.State.PAUSED:
+        subscription.pause(reason)
+    else:
+        subscription.disable(reason)
+    audit_log_record(
+        actor=actor,
+        action=f"subscription.{state}",
+        obj=subscription,
+        changes={"state": [previous, state], "reason": reason},
+    )

@@ -1,0 +1,1 @@
+"""Webhooks: delivery records, every attempt, signing and the outbound sender."""

@@ -1,0 +1,117 @@
+"""Deliveries of events to subscriptions, and every attempt made to send one."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from rules.models import Rule
+from subscriptions.models import Subscription
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_FLIGHT = "in_flight", "In flight"
+    SUCCEEDED = "succeeded", "Succeeded"
+    RETRYING = "retrying", "Retrying"
+    DEAD = "dead", "Dead"
+    CANCELLED = "cancelled", "Cancelled"
+    HELD = "held", "Held"
+
+
+class Delivery(models.Model):
+    """One event owed to one subscription (through one rule, or directly).
+
+    Unique per (event, subscription, rule), so a replayed pipeline batch adds nothing.
+    """
+
+    Status = DeliveryStatus
+
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=200)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    rule = models.ForeignKey(
+        Rule, null=True, blank=True, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    partition_key = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    is_test = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_id", "subscription", "rule"],
+                nulls_distinct=False,
+                name="delivery_unique_event_target",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=DeliveryStatus.values),
+                name="delivery_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="succeeded") | models.Q(delivered_at__isnull=False),
+                name="delivery_succeeded_has_time",
+            ),
+        ]
+        indexes = [
+            # the retry sweeper: due deliveries by status and next attempt time
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_status_next"),
+            # a subscription's deliveries, newest first (admin, API, success rate)
+            models.Index(fields=["subscription", "-created_at"], name="delivery_sub_time"),
+            # every delivery of one event
+            models.Index(fields=["event_id"], name="delivery_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} → {self.subscription_id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.DEAD, self.Status.CANCELLED}
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request made for a delivery, with what came back."""
+
+    class ErrorClass(models.TextChoices):
+        TIMEOUT = "timeout", "Timeout"
+        CONNECTION = "connection", "Connection"
+        DNS = "dns", "DNS"
+        TLS = "tls", "TLS"
+        HTTP_4XX = "http_4xx", "HTTP 4xx"
+        HTTP_5XX = "http_5xx", "HTTP 5xx"
+        REFUSED_URL = "refused_url", "Refused URL"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_made")
+    number = models.PositiveIntegerField()
+    request_headers = models.JSONField(default=dict, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="The first bytes of the response.")
+    duration_ms = models.PositiveIntegerField(default=0)
+    error_class = models.CharField(max_length=12, choices=ErrorClass.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["delivery_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_unique_number"),
+            models.CheckConstraint(condition=models.Q(number__gte=1), name="attempt_number_positive"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = self.response_status or self.error_class or "?"
+        return f"attempt {self.number} of delivery {self.delivery_id}: {outcome}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300

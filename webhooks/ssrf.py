@@ -1,0 +1,82 @@
+"""The guard against server-side request forgery for webhook URLs.
+
+A URL is refused when its host resolves to a loopback, private, link-local, multicast,
+reserved or unspecified address (IPv4 or IPv6, IPv4-mapped IPv6 included), unless the address
+lies in ``settings.WEBHOOK_ALLOWED_NETWORKS``. It is checked when a subscription is saved and
+again before each send, since DNS answers can change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class UnsafeURL(ValueError):
+    """The URL may not be called; the message says why."""
+
+
+@lru_cache(maxsize=8)
+def _networks(spec: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in spec)
+
+
+def allowed_networks():
+    return _networks(tuple(settings.WEBHOOK_ALLOWED_NETWORKS))
+
+
+def is_forbidden_address(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
+    )
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise UnsafeURL(f"the host {host!r} does not resolve ({exc.strerror})") from exc
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+def check_url(url: str) -> list[IPAddress]:
+    """Raise ``UnsafeURL`` unless every address ``url``'s host resolves to may be called.
+
+    Returns the resolved addresses.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
+        raise UnsafeURL("only http and https URLs are allowed")
+    if not parts.hostname:
+        raise UnsafeURL("the URL has no host")
+    if parts.username or parts.password:
+        raise UnsafeURL("credentials in the URL are not allowed; use custom headers")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeURL(f"invalid port: {exc}") from exc
+    addresses = resolve(parts.hostname, port)
+    networks = allowed_networks()
+    for address in addresses:
+        if any(address in network for network in networks):
+            continue
+        if is_forbidden_address(address):
+            raise UnsafeURL(
+                f"{parts.hostname} resolves to {address}, a private, loopback or reserved "
+                "address; allow its network in WEBHOOK_ALLOWED_NETWORKS to use it"
+            )
+    return addresses
