@@ -24,7 +24,10 @@ class ApiKey(models.Model):
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(
-        max_length=16, unique=True, editable=False, help_text="First characters, to recognise a key."
+        max_length=16,
+        unique=True,
+        editable=False,
+        help_text="First characters, to recognise a key.",
     )
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.WRITER)

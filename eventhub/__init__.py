@@ -1,4 +1,4 @@
-"""EventHub: the Django project (settings, URLs, the Celery app and the clients of outside systems)."""
+"""EventHub: the Django project (settings, URLs, Celery app, clients of outside systems)."""
 
 from eventhub.celery import app as celery_app
 

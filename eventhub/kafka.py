@@ -62,8 +62,11 @@ def ensure_topics(specs: list[TopicSpec], *, timeout: float = 10.0) -> dict[str,
     existing = admin.list_topics(timeout=timeout).topics
     result = {spec.name: "exists" for spec in specs if spec.name in existing}
     missing = [
-        NewTopic(spec.name, num_partitions=spec.partitions,
-                 replication_factor=settings.KAFKA_REPLICATION_FACTOR)
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=settings.KAFKA_REPLICATION_FACTOR,
+        )
         for spec in specs
         if spec.name not in existing
     ]

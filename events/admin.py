@@ -12,5 +12,11 @@ class EventTypeAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     readonly_fields = ["schema_version", "created_at", "updated_at"]
     fields = [
-        "name", "description", "enabled", "retention_days", "schema", "example", *readonly_fields,
+        "name",
+        "description",
+        "enabled",
+        "retention_days",
+        "schema",
+        "example",
+        *readonly_fields,
     ]

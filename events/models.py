@@ -82,15 +82,6 @@ class EventType(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        errors = schema_errors(self.schema)
-        if errors:
-            raise ValidationError({"schema": errors})
-        if self.example is not None:
-            problems = payload_errors(self.schema, self.example)
-            if problems:
-                raise ValidationError({"example": problems})
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             stored = EventType.objects.filter(pk=self.pk).values_list("schema", flat=True).first()
@@ -100,3 +91,12 @@ class EventType(models.Model):
                 if update_fields is not None:
                     kwargs["update_fields"] = {*update_fields, "schema_version"}
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        errors = schema_errors(self.schema)
+        if errors:
+            raise ValidationError({"schema": errors})
+        if self.example is not None:
+            problems = payload_errors(self.schema, self.example)
+            if problems:
+                raise ValidationError({"example": problems})

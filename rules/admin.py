@@ -8,8 +8,13 @@ from rules.models import Rule
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
     list_display = [
-        "name", "enabled", "priority", "threshold_count", "threshold_window_seconds",
-        "cooldown_seconds", "updated_at",
+        "name",
+        "enabled",
+        "priority",
+        "threshold_count",
+        "threshold_window_seconds",
+        "cooldown_seconds",
+        "updated_at",
     ]
     list_filter = ["enabled"]
     list_editable = ["enabled", "priority"]

@@ -13,11 +13,30 @@ from typing import Any
 COMPARISON = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
 LIST_OPERATORS = {"$in", "$nin", "$all"}
 LOGICAL = {"$and", "$or", "$nor"}
-FIELD_OPERATORS = COMPARISON | LIST_OPERATORS | {
-    "$exists", "$type", "$regex", "$options", "$not", "$elemMatch", "$size",
-}
+FIELD_OPERATORS = (
+    COMPARISON
+    | LIST_OPERATORS
+    | {
+        "$exists",
+        "$type",
+        "$regex",
+        "$options",
+        "$not",
+        "$elemMatch",
+        "$size",
+    }
+)
 TYPE_NAMES = {
-    "double", "string", "object", "array", "bool", "null", "int", "long", "decimal", "number",
+    "double",
+    "string",
+    "object",
+    "array",
+    "bool",
+    "null",
+    "int",
+    "long",
+    "decimal",
+    "number",
     "date",
 }
 

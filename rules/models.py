@@ -14,10 +14,12 @@ class Rule(models.Model):
     """When an event satisfies ``conditions``, run ``actions`` in order.
 
     Actions are a list of objects, one of:
-    ``{"type": "deliver", "subscription": <id>}``, ``{"type": "notify", "message": "..."}``,
-    ``{"type": "publish", "topic": "..."}``. With a threshold the rule fires only once
-    ``threshold_count`` matches sharing ``threshold_key`` arrive within ``threshold_window_seconds``;
-    ``cooldown_seconds`` keeps it quiet for a while after it fired.
+    ``{"type": "deliver", "subscription": <id>}``,
+    ``{"type": "notify", "message": "..."}``,
+    ``{"type": "publish", "topic": "..."}``.
+    With a threshold the rule fires only once ``threshold_count`` matches sharing
+    ``threshold_key`` arrive within ``threshold_window_seconds``; ``cooldown_seconds`` keeps it
+    quiet for a while after it fired.
     """
 
     class ActionType(models.TextChoices):
@@ -49,6 +51,8 @@ class Rule(models.Model):
                 condition=(
                     models.Q(threshold_count__isnull=True, threshold_window_seconds__isnull=True)
                     | models.Q(
+                        threshold_count__isnull=False,
+                        threshold_window_seconds__isnull=False,
                         threshold_count__gte=1,
                         threshold_window_seconds__gte=1,
                     )

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from proc import ROOT, port_open, running_pid, spawn, stop_pid, wait_for  # noqa: E402
 
-STATE = ROOT / ".services"
+# EVENTHUB_SERVICES_DIR moves the state folder (the tests start throwaway brokers there).
+STATE = Path(os.environ.get("EVENTHUB_SERVICES_DIR") or ROOT / ".services")
 NAMES = ("postgres", "redis", "mongodb", "kafka")
 
 
@@ -114,7 +115,10 @@ class Service:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.launch()
         self.wait_ready()
-        say(self.name, f"started at {where} (pid {self.owned_pid()}, log {self.log_file.relative_to(ROOT)})")
+        log = (
+            self.log_file.relative_to(ROOT) if self.log_file.is_relative_to(ROOT) else self.log_file
+        )
+        say(self.name, f"started at {where} (pid {self.owned_pid()}, log {log})")
 
     def safe_answers(self) -> bool:
         try:
@@ -152,7 +156,9 @@ class Postgres(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.url = urlsplit(setting("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/eventhub"))
+        self.url = urlsplit(
+            setting("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/eventhub")
+        )
 
     @property
     def address(self) -> Address:
@@ -166,8 +172,13 @@ class Postgres(Service):
         import psycopg
 
         return psycopg.connect(
-            host=self.address.host, port=self.address.port, user=self.url.username or "postgres",
-            password=self.url.password or None, dbname=dbname, connect_timeout=3, autocommit=True,
+            host=self.address.host,
+            port=self.address.port,
+            user=self.url.username or "postgres",
+            password=self.url.password or None,
+            dbname=dbname,
+            connect_timeout=3,
+            autocommit=True,
         )
 
     def answers(self) -> bool:
@@ -207,16 +218,36 @@ class Postgres(Service):
             shutil.chown(self.dir, "postgres")
         if not (data / "PG_VERSION").exists():
             subprocess.run(
-                [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U",
-                 self.url.username or "postgres", "--auth=trust", "-E", "UTF8"],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    *as_user,
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    self.url.username or "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
-        options = (f"-p {self.address.port} -c listen_addresses={self.address.host} "
-                   f"-k {self.dir}")
+        options = f"-p {self.address.port} -c listen_addresses={self.address.host} -k {self.dir}"
         subprocess.run(
-            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(self.log_file),
-             "-o", options, "-w", "start"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                *as_user,
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "start",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         pid = (data / "postmaster.pid").read_text().splitlines()[0]
         self.pid_file.write_text(pid)
@@ -236,8 +267,12 @@ class Redis(Service):
     def answers(self) -> bool:
         import redis
 
-        client = redis.Redis(host=self.address.host, port=self.address.port, socket_timeout=2,
-                             password=self.url.password or None)
+        client = redis.Redis(
+            host=self.address.host,
+            port=self.address.port,
+            socket_timeout=2,
+            password=self.url.password or None,
+        )
         try:
             return bool(client.ping())
         finally:
@@ -249,10 +284,25 @@ class Redis(Service):
             apt_install("redis-server")
             binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         subprocess.run(
-            [binary, "--daemonize", "yes", "--bind", self.address.host,
-             "--port", str(self.address.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--pidfile", str(self.pid_file),
-             "--logfile", str(self.log_file)],
+            [
+                binary,
+                "--daemonize",
+                "yes",
+                "--bind",
+                self.address.host,
+                "--port",
+                str(self.address.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--pidfile",
+                str(self.pid_file),
+                "--logfile",
+                str(self.log_file),
+            ],
             check=True,
         )
         wait_for(lambda: self.pid_file.exists(), timeout=10)
@@ -274,8 +324,12 @@ class MongoDB(Service):
     def client(self):
         from pymongo import MongoClient
 
-        return MongoClient(self.address.host, self.address.port, directConnection=True,
-                           serverSelectionTimeoutMS=2000)
+        return MongoClient(
+            self.address.host,
+            self.address.port,
+            directConnection=True,
+            serverSelectionTimeoutMS=2000,
+        )
 
     def answers(self) -> bool:
         with self.client() as client:
@@ -289,8 +343,10 @@ class MongoDB(Service):
     def initiate(self) -> None:
         from pymongo.errors import OperationFailure
 
-        config = {"_id": self.replica_set,
-                  "members": [{"_id": 0, "host": f"{self.address.host}:{self.address.port}"}]}
+        config = {
+            "_id": self.replica_set,
+            "members": [{"_id": 0, "host": f"{self.address.host}:{self.address.port}"}],
+        }
         with self.client() as client:
             try:
                 client.admin.command("replSetInitiate", config)
@@ -311,12 +367,31 @@ class MongoDB(Service):
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [self.binary(), "--dbpath", str(data), "--bind_ip", self.address.host,
-             "--port", str(self.address.port), "--replSet", self.replica_set,
-             "--oplogSize", "128", "--wiredTigerCacheSizeGB", "0.5",
-             "--setParameter", "ttlMonitorSleepSecs=1", "--fork",
-             "--logpath", str(self.log_file), "--logappend", "--pidfilepath", str(self.pid_file)],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                self.binary(),
+                "--dbpath",
+                str(data),
+                "--bind_ip",
+                self.address.host,
+                "--port",
+                str(self.address.port),
+                "--replSet",
+                self.replica_set,
+                "--oplogSize",
+                "128",
+                "--wiredTigerCacheSizeGB",
+                "0.5",
+                "--setParameter",
+                "ttlMonitorSleepSecs=1",
+                "--fork",
+                "--logpath",
+                str(self.log_file),
+                "--logappend",
+                "--pidfilepath",
+                str(self.pid_file),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         wait_for(lambda: self.owned_pid() is not None, timeout=10)
         wait_for(lambda: port_open(self.address.host, self.address.port), timeout=30)
@@ -341,8 +416,12 @@ class Kafka(Service):
             return False
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": f"{self.address.host}:{self.address.port}",
-                             "socket.timeout.ms": 2000})
+        admin = AdminClient(
+            {
+                "bootstrap.servers": f"{self.address.host}:{self.address.port}",
+                "socket.timeout.ms": 2000,
+            }
+        )
         return bool(admin.list_topics(timeout=3).brokers)
 
     def binary(self) -> str:
@@ -360,14 +439,26 @@ class Kafka(Service):
     def launch(self) -> None:
         listener = f"tcp://{self.address.host}:{self.address.port}"
         spawn(
-            [self.binary(), "broker", "--listener-url", listener,
-             "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
-            pid_file=self.pid_file, log_file=self.log_file,
+            [
+                self.binary(),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            pid_file=self.pid_file,
+            log_file=self.log_file,
         )
 
 
 SERVICES: dict[str, type[Service]] = {
-    "postgres": Postgres, "redis": Redis, "mongodb": MongoDB, "kafka": Kafka,
+    "postgres": Postgres,
+    "redis": Redis,
+    "mongodb": MongoDB,
+    "kafka": Kafka,
 }
 
 

@@ -58,8 +58,14 @@ class SigningSecretInline(admin.TabularInline):
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     list_display = [
-        "__str__", "subscriber", "url", "state", "output_format", "ordered",
-        "rate_limit_per_second", "updated_at",
+        "__str__",
+        "subscriber",
+        "url",
+        "state",
+        "output_format",
+        "ordered",
+        "rate_limit_per_second",
+        "updated_at",
     ]
     list_filter = ["state", "output_format", "ordered", "subscriber"]
     search_fields = ["name", "url", "subscriber__name", "state_reason"]
@@ -82,8 +88,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
         count = 0
         for subscription in queryset.exclude(state=Subscription.State.PAUSED):
             subscription_set_state(
-                subscription=subscription, state=Subscription.State.PAUSED,
-                reason=f"paused by {request.user}", actor=request.user,
+                subscription=subscription,
+                state=Subscription.State.PAUSED,
+                reason=f"paused by {request.user}",
+                actor=request.user,
             )
             count += 1
         self.message_user(request, f"Paused {count} subscription(s).", messages.SUCCESS)
@@ -103,7 +111,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         for subscription in queryset:
             secret = subscription_rotate_secret(subscription=subscription, actor=request.user)
             self.message_user(
-                request, f"New secret for {subscription}: {secret} {SECRET_NOTICE}.",
+                request,
+                f"New secret for {subscription}: {secret} {SECRET_NOTICE}.",
                 messages.WARNING,
             )
 

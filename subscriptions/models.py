@@ -53,7 +53,9 @@ class Subscription(models.Model):
         STANDARD_WEBHOOKS = "standard-webhooks", "Standard Webhooks"
         CLOUDEVENTS = "cloudevents", "CloudEvents (binary mode)"
 
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="subscriptions")
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="subscriptions"
+    )
     name = models.CharField(max_length=100, blank=True)
     url = models.URLField(max_length=2048)
     event_types = ArrayField(
@@ -83,7 +85,8 @@ class Subscription(models.Model):
         max_length=20, choices=OutputFormat.choices, default=OutputFormat.STANDARD_WEBHOOKS
     )
     ordered = models.BooleanField(
-        default=False, help_text="Deliver events with the same partition key one at a time, in order."
+        default=False,
+        help_text="Deliver events with the same partition key one at a time, in order.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

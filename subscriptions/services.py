@@ -48,7 +48,11 @@ def subscription_rotate_secret(
 
 
 def subscription_set_state(
-    *, subscription: Subscription, state: str, reason: str = "", actor: AbstractBaseUser | None = None
+    *,
+    subscription: Subscription,
+    state: str,
+    reason: str = "",
+    actor: AbstractBaseUser | None = None,
 ) -> None:
     """Pause, resume or disable a subscription and record who did it."""
     previous = subscription.state

@@ -105,7 +105,9 @@ class DeliveryAttempt(models.Model):
         ordering = ["delivery_id", "number"]
         constraints = [
             models.UniqueConstraint(fields=["delivery", "number"], name="attempt_unique_number"),
-            models.CheckConstraint(condition=models.Q(number__gte=1), name="attempt_number_positive"),
+            models.CheckConstraint(
+                condition=models.Q(number__gte=1), name="attempt_number_positive"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -31,9 +31,15 @@ def allowed_networks():
     return _networks(tuple(settings.WEBHOOK_ALLOWED_NETWORKS))
 
 
-def is_forbidden_address(address: IPAddress) -> bool:
+def unmapped(address: IPAddress) -> IPAddress:
+    """The IPv4 address inside an IPv4-mapped IPv6 address (``::ffff:10.0.0.1``), else itself."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+        return address.ipv4_mapped
+    return address
+
+
+def is_forbidden_address(address: IPAddress) -> bool:
+    address = unmapped(address)
     return (
         address.is_loopback
         or address.is_private
@@ -50,7 +56,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise UnsafeURL(f"the host {host!r} does not resolve ({exc.strerror})") from exc
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [unmapped(ipaddress.ip_address(info[4][0].split("%")[0])) for info in infos]
 
 
 def check_url(url: str) -> list[IPAddress]:

@@ -1,7 +1,7 @@
 """Create EventHub's Kafka topics when they are missing (idempotent)."""
 
-from django.core.management.base import BaseCommand, CommandError
 from confluent_kafka import KafkaException
+from django.core.management.base import BaseCommand, CommandError
 
 from eventhub import kafka
 

@@ -71,8 +71,11 @@ class Command(BaseCommand):
         subscription, created = Subscription.objects.get_or_create(
             subscriber=subscriber,
             name="Payment problems",
-            defaults={"url": "https://example.com/webhooks/eventhub",
-                      "event_types": ["payment.*"], "filter": {"amount": {"$gte": 10}}},
+            defaults={
+                "url": "https://example.com/webhooks/eventhub",
+                "event_types": ["payment.*"],
+                "filter": {"amount": {"$gte": 10}},
+            },
         )
         if created:
             subscription_add_secret(subscription=subscription)
@@ -89,5 +92,6 @@ class Command(BaseCommand):
             },
         )
         self.stdout.write(
-            f"Demo admin: {username} / {password if user_created else '(unchanged)'} (local use only)"
+            f"Demo admin: {username} / {password if user_created else '(password unchanged)'}"
+            " (local use only)"
         )

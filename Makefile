@@ -1,0 +1,62 @@
+# EventHub: `make up` runs everything locally, `make test` runs the test suite, `make down` stops.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: up down test venv env services services-stop prepare stack stack-stop status lint openapi bench
+
+up: prepare ## install, start services and the whole stack in the background
+	$(PY) manage.py collectstatic --noinput -v 0
+	$(PY) manage.py seed_demo
+	$(PY) scripts/stack.py start
+	@echo
+	@echo "EventHub is running:"
+	@echo "  API and docs   http://127.0.0.1:$${WEB_PORT:-8000}/api/docs"
+	@echo "  Admin          http://127.0.0.1:$${WEB_PORT:-8000}/admin/  (admin / admin, local use only)"
+	@echo "  Readiness      http://127.0.0.1:$${WEB_PORT:-8000}/ready"
+	@echo "  Metrics        http://127.0.0.1:$${WEB_PORT:-8000}/metrics"
+	@echo "  Flower         http://127.0.0.1:$${FLOWER_PORT:-5555}/"
+	@echo "  Logs           .run/*.log (processes), .services/*.log (MongoDB, Kafka)"
+	@echo "  Stop with      make down"
+
+down: ## stop what `make up` started
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py stop; $(PY) scripts/services.py stop; fi
+
+test: prepare ## run the test suite against the real services
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+env: .env
+
+.env:
+	cp .env.example .env
+
+services: venv env ## start PostgreSQL, Redis, MongoDB and Kafka (idempotent)
+	$(PY) scripts/services.py start
+
+services-stop:
+	$(PY) scripts/services.py stop
+
+prepare: services
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_kafka_topics
+	$(PY) manage.py ensure_mongo_indexes
+
+status:
+	@$(PY) scripts/services.py status; $(PY) scripts/stack.py status
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+openapi: ## regenerate openapi.yaml from the code
+	$(PY) manage.py spectacular --file openapi.yaml --validate

@@ -1,0 +1,152 @@
+"""Start, stop and report EventHub's own processes in the background.
+
+    python scripts/stack.py start|stop|status
+
+web (gunicorn on WEB_PORT, default 8000), the Celery worker, Celery beat and Flower (FLOWER_PORT,
+default 5555). Each writes ``.run/<name>.log`` and ``.run/<name>.pid``; ``start`` is idempotent
+and waits until ``/ready`` is green, ``stop`` ends only what ``start`` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proc import ROOT, port_open, running_pid, spawn, stop_pid, wait_for  # noqa: E402
+
+RUN = ROOT / ".run"
+BIN = Path(sys.executable).parent
+
+
+def load_env() -> None:
+    from dotenv import load_dotenv
+
+    load_dotenv(ROOT / ".env", override=False)
+
+
+def web_port() -> int:
+    return int(os.environ.get("WEB_PORT") or 8000)
+
+
+def flower_port() -> int:
+    return int(os.environ.get("FLOWER_PORT") or 5555)
+
+
+def processes() -> dict[str, list[str]]:
+    celery = [str(BIN / "celery"), "-A", "eventhub"]
+    return {
+        "web": [
+            str(BIN / "gunicorn"),
+            "eventhub.wsgi",
+            "--bind",
+            f"127.0.0.1:{web_port()}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+        ],
+        "worker": [
+            *celery,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--queues",
+            "default",
+            "--hostname",
+            "default@%h",
+        ],
+        "beat": [
+            *celery,
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(RUN / "celerybeat-schedule"),
+        ],
+        "flower": [*celery, "flower", f"--port={flower_port()}", "--address=127.0.0.1"],
+    }
+
+
+PORTS = {"web": web_port, "flower": flower_port}
+
+
+def ready() -> tuple[bool, dict]:
+    url = f"http://127.0.0.1:{web_port()}/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return True, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return False, json.load(exc)
+
+
+def start() -> int:
+    RUN.mkdir(exist_ok=True)
+    for name, argv in processes().items():
+        pid_file, log_file = RUN / f"{name}.pid", RUN / f"{name}.log"
+        pid = running_pid(pid_file)
+        if pid:
+            print(f"{name:<7} running (pid {pid})")
+            continue
+        port = PORTS.get(name)
+        if port and port_open("127.0.0.1", port()):
+            print(
+                f"{name:<7} FAILED: port {port()} is taken by another program; "
+                f"set {name.upper()}_PORT in .env to use another port"
+            )
+            return 1
+        pid = spawn(argv, pid_file=pid_file, log_file=log_file)
+        print(f"{name:<7} started (pid {pid}, log .run/{name}.log)")
+    if not wait_for(lambda: ready()[0], timeout=60, interval=0.5):
+        print("web     not ready after 60 s:")
+        try:
+            print(json.dumps(ready()[1], indent=2))
+        except Exception as exc:  # noqa: BLE001 - report whatever went wrong
+            print(f"  {exc}; see .run/web.log")
+        return 1
+    checks = ready()[1]["checks"]
+    print("ready:  " + ", ".join(f"{n} ok ({c['latency_ms']} ms)" for n, c in checks.items()))
+    return 0
+
+
+def stop() -> int:
+    for name in reversed(list(processes())):
+        pid = running_pid(RUN / f"{name}.pid")
+        if pid:
+            stop_pid(pid, timeout=20)
+            (RUN / f"{name}.pid").unlink(missing_ok=True)
+            print(f"{name:<7} stopped (pid {pid})")
+        else:
+            print(f"{name:<7} not running")
+    return 0
+
+
+def status() -> int:
+    code = 0
+    for name in processes():
+        pid = running_pid(RUN / f"{name}.pid")
+        print(f"{name:<7} {f'running (pid {pid})' if pid else 'not running'}")
+        code |= 0 if pid else 1
+    return code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    args = parser.parse_args()
+    load_env()
+    return {"start": start, "stop": stop, "status": status}[args.action]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Settings for the test suite: the application's settings, pointed at test-only names.
+
+The tests use the same real services as ``make up`` (scripts/services.sh), but their own
+PostgreSQL database (pytest-django's ``test_`` prefix), MongoDB database and Kafka topics, so a
+running local stack is left undisturbed.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "true")
+
+from eventhub.settings import *  # noqa: E402,F403
+
+MONGO_DB = os.environ.get("TEST_MONGO_DB", "eventhub_test")
+KAFKA_TOPIC_EVENTS = "test.eventhub.events"
+KAFKA_TOPIC_DLQ = "test.eventhub.dlq"
+KAFKA_TOPIC_QUARANTINE = "test.eventhub.quarantine"
+KAFKA_PARTITIONS = 3
+
+# The tests' webhook receivers listen on loopback.
+WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+CACHES["default"]["KEY_PREFIX"] = "eventhub-test"  # noqa: F405
+CELERY_TASK_ALWAYS_EAGER = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {  # noqa: F405 - admin pages render without collectstatic
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Static files are served by whitenoise after collectstatic; tests render pages without them.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405

@@ -1,0 +1,118 @@
+"""Every model is in the operator console, searchable and filterable, and its pages load."""
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from accounts.models import ApiKey, hash_api_key
+from tests.subscriptions.factories import SubscriberFactory
+from tests.webhooks.factories import DeliveryAttemptFactory
+
+PROJECT_APPS = ["accounts", "events", "subscriptions", "rules", "webhooks", "analytics"]
+PROJECT_MODELS = [m for label in PROJECT_APPS for m in apps.get_app_config(label).get_models()]
+
+
+def test_the_project_has_the_models_the_console_must_show():
+    names = {m.__name__ for m in PROJECT_MODELS}
+    assert {
+        "EventType",
+        "Subscriber",
+        "Subscription",
+        "SigningSecret",
+        "Rule",
+        "Delivery",
+        "DeliveryAttempt",
+        "ApiKey",
+        "AuditLog",
+    } <= names
+
+
+@pytest.mark.parametrize("model", PROJECT_MODELS, ids=lambda m: m.__name__)
+def test_every_model_has_an_admin_with_search_and_filters(model):
+    assert admin.site.is_registered(model), f"{model.__name__} is not in the admin"
+    model_admin = admin.site._registry[model]
+    assert model_admin.search_fields, f"{model.__name__} admin has no search_fields"
+    assert model_admin.list_filter, f"{model.__name__} admin has no list_filter"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", PROJECT_MODELS, ids=lambda m: m.__name__)
+def test_every_changelist_loads_and_searches(model, admin_client_logged_in):
+    DeliveryAttemptFactory()  # a delivery, subscription and subscriber to list
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    response = admin_client_logged_in.get(url, {"q": "payment"})
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_creating_an_api_key_in_admin_shows_it_once_and_stores_the_hash(admin_client_logged_in):
+    response = admin_client_logged_in.post(
+        reverse("admin:accounts_apikey_add"), {"name": "shop", "role": "writer", "active": "on"}
+    )
+    assert response.status_code == 302
+    words = " ".join(str(m) for m in get_messages(response.wsgi_request)).split()
+    (plaintext,) = [word for word in words if word.startswith("ehk_")]
+    api_key = ApiKey.objects.get(name="shop")
+    assert api_key.key_hash == hash_api_key(plaintext)
+    shown = admin_client_logged_in.get(response["Location"])  # the page after saving shows it
+    assert plaintext in shown.content.decode()
+    page = admin_client_logged_in.get(reverse("admin:accounts_apikey_change", args=[api_key.pk]))
+    assert plaintext not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_creating_a_subscription_in_admin_shows_its_secret_once(admin_client_logged_in):
+    subscriber = SubscriberFactory()
+    response = admin_client_logged_in.post(
+        reverse("admin:subscriptions_subscription_add"),
+        {
+            "subscriber": subscriber.pk,
+            "name": "hook",
+            "url": "http://127.0.0.1:9999/hook",
+            "event_types": "order.*",
+            "state": "active",
+            "retry_schedule": "5,60",
+            "timeout_seconds": 10,
+            "headers": "{}",
+            "output_format": "standard-webhooks",
+            "secrets-TOTAL_FORMS": 0,
+            "secrets-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    words = " ".join(str(m) for m in get_messages(response.wsgi_request)).split()
+    (secret,) = [word for word in words if word.startswith("whsec_")]
+    subscription = subscriber.subscriptions.get()
+    assert subscription.secrets.get().secret == secret
+    assert secret in admin_client_logged_in.get(response["Location"]).content.decode()
+    page = admin_client_logged_in.get(
+        reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
+    )
+    assert secret not in page.content.decode()
+    assert secret[:10] in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_private_url_is_refused_in_admin(admin_client_logged_in, settings):
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    subscriber = SubscriberFactory()
+    response = admin_client_logged_in.post(
+        reverse("admin:subscriptions_subscription_add"),
+        {
+            "subscriber": subscriber.pk,
+            "url": "http://10.0.0.5/hook",
+            "event_types": "order.*",
+            "state": "active",
+            "retry_schedule": "5",
+            "timeout_seconds": 10,
+            "headers": "{}",
+            "output_format": "standard-webhooks",
+            "secrets-TOTAL_FORMS": 0,
+            "secrets-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 200
+    assert "This URL is refused" in response.content.decode()
+    assert not subscriber.subscriptions.exists()

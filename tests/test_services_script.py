@@ -1,0 +1,98 @@
+"""scripts/services.sh: really starts, reports and stops the services, idempotently."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "services.py"
+
+
+def services(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_status_reports_the_four_services_running():
+    result = services("status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("postgres", "redis", "mongodb", "kafka"):
+        assert f"{name}" in result.stdout
+    assert result.stdout.count(" running at ") == 4
+
+
+def test_a_second_start_changes_nothing():
+    before = services("status").stdout
+    result = services("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "started at" not in result.stdout  # nothing new was launched
+    assert services("status").stdout == before
+
+
+def test_an_unknown_service_name_is_refused():
+    result = services("start", "cassandra")
+    assert result.returncode == 2
+    assert "unknown service(s): cassandra" in result.stderr
+
+
+def test_a_port_taken_by_another_program_is_reported(tmp_path, free_port):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", free_port))
+        squatter.listen()
+        result = services(
+            "start",
+            "kafka",
+            env={
+                "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port}",
+                "EVENTHUB_SERVICES_DIR": str(tmp_path),
+            },
+        )
+    assert result.returncode == 1
+    assert f"port {free_port} on 127.0.0.1 is taken by something that is not kafka" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "url"),
+    [
+        ("kafka", "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:{port}"),
+        ("mongodb", "MONGO_URL", "mongodb://127.0.0.1:{port}/?replicaSet=rs0"),
+    ],
+)
+def test_start_and_stop_a_throwaway_instance(tmp_path, free_port, name, variable, url):
+    env = {variable: url.format(port=free_port), "EVENTHUB_SERVICES_DIR": str(tmp_path)}
+    try:
+        started = services("start", name, env=env)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"started at 127.0.0.1:{free_port}" in started.stdout
+        pid = int((tmp_path / f"{name}.pid").read_text())
+
+        again = services("start", name, env=env)
+        assert f"started here, pid {pid}" in again.stdout
+
+        status = services("status", name, env=env)
+        assert status.returncode == 0 and " running at " in status.stdout
+    finally:
+        stopped = services("stop", name, env=env)
+    assert f"stopped (pid {pid})" in stopped.stdout
+    down = services("status", name, env=env)
+    assert down.returncode == 1 and " down at " in down.stdout
+    assert not (tmp_path / f"{name}.pid").exists()
+
+
+def test_stop_leaves_alone_what_it_did_not_start(tmp_path):
+    result = services("stop", "postgres", "redis", env={"EVENTHUB_SERVICES_DIR": str(tmp_path)})
+    assert result.returncode == 0
+    assert result.stdout.count("not started here; left alone") == 2
+    assert services("status", "postgres", "redis").returncode == 0
