@@ -10,7 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
+from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, JsonResponse
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -47,6 +51,23 @@ class DependencyUnavailable(ProblemError):
     default_detail = "A service EventHub depends on is unavailable. Try again shortly."
     title = "Service unavailable"
     retry_after = 5
+
+
+class PayloadTooLarge(ProblemError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload-too-large"
+    default_detail = "The body is too large."
+    title = "Payload too large"
+
+
+# Errors that mean a dependency is down: the caller should retry, so 503, not 500.
+DEPENDENCY_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ConnectionFailure,
+    ServerSelectionTimeoutError,
+    OperationalError,
+)
 
 
 def problem_body(
@@ -104,6 +125,11 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     """DRF exception handler producing problem details for every API error."""
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge("The body is larger than this server accepts.")
+    if isinstance(exc, DEPENDENCY_ERRORS):
+        logger.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
+        exc = DependencyUnavailable()
     response = exception_handler(exc, context)
     if response is None:
         # Not an API exception: let Django's 500 handler (problem+json too) take it.

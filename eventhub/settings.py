@@ -105,6 +105,7 @@ MIGRATION_MODULES = {
 
 # --- Redis: Celery broker, caches, rate-limit buckets, idempotency keys --------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 2.0)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -122,7 +123,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # events accepted in async mode that the broker refused wait in Redis for another try
+    "republish-spooled-events": {"task": "events.tasks.republish_spooled", "schedule": 10.0},
+}
 
 # --- MongoDB -----------------------------------------------------------------------------------
 MONGO_URL = env_str("MONGO_URL", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
@@ -138,6 +142,21 @@ KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6, minimum=1)
 KAFKA_DLQ_PARTITIONS = env_int("KAFKA_DLQ_PARTITIONS", 1, minimum=1)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 6000, minimum=1000)
+# How long the producer keeps trying to hand a message to the broker before giving up;
+# a synchronous publish answers 503 after at most this long.
+KAFKA_MESSAGE_TIMEOUT_MS = env_int("KAFKA_MESSAGE_TIMEOUT_MS", 5000, minimum=100)
+KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2, minimum=0)
+
+# --- Ingestion ---------------------------------------------------------------------------------
+INGEST_MAX_EVENT_BYTES = env_int("INGEST_MAX_EVENT_BYTES", 256 * 1024, minimum=1024)
+INGEST_MAX_BATCH_BYTES = env_int("INGEST_MAX_BATCH_BYTES", 8 * 1024 * 1024, minimum=1024)
+INGEST_MAX_BATCH_EVENTS = env_int("INGEST_MAX_BATCH_EVENTS", 1000, minimum=1)
+IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
+EVENT_TYPE_CACHE_SECONDS = env_float("EVENT_TYPE_CACHE_SECONDS", 5.0)
+# Requests above these rates per API key or user get 429 with Retry-After.
+THROTTLE_PUBLISH_RATE = env_str("THROTTLE_PUBLISH_RATE", "2000/s")
+THROTTLE_READ_RATE = env_str("THROTTLE_READ_RATE", "100/s")
+DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES
 
 # --- Health checks -----------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0)
@@ -161,6 +180,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -168,6 +188,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "eventhub.problems.problem_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "publish": THROTTLE_PUBLISH_RATE,
+        "read": THROTTLE_READ_RATE,
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15, minimum=1)),

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from eventhub import health
 
@@ -19,6 +20,9 @@ urlpatterns = [
     path("health/<str:name>", health.dependency, name="health-dependency"),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
+    path("api/v1/auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("api/v1/auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
+    path("api/v1/", include("events.api.urls")),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
