@@ -224,6 +224,3 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
-
-# Django 6.0's default, adopted now: a URL typed without a scheme means https.
-FORMS_URLFIELD_ASSUME_HTTPS = True

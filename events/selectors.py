@@ -10,9 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
+from pymongo.errors import OperationFailure
 
 from eventhub import mongo
-from eventhub.problems import ProblemError
+from eventhub.problems import DependencyUnavailable, ProblemError
+
+INDEX_NOT_FOUND = 27
 
 
 class InvalidCursor(ProblemError):
@@ -103,12 +106,20 @@ def event_get(event_id: str) -> dict[str, Any] | None:
 
 def events_search(*, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """Events whose payload or metadata text matches, best match first."""
-    return list(
-        mongo.get_db()[mongo.EVENTS]
-        .find(
-            {"$text": {"$search": text}},
-            {"_id": 0, "search_text": 0, "score": {"$meta": "textScore"}},
+    try:
+        return list(
+            mongo.get_db()[mongo.EVENTS]
+            .find(
+                {"$text": {"$search": text}},
+                {"_id": 0, "search_text": 0, "score": {"$meta": "textScore"}},
+            )
+            .sort([("score", {"$meta": "textScore"})])
+            .limit(limit)
         )
-        .sort([("score", {"$meta": "textScore"})])
-        .limit(limit)
-    )
+    except OperationFailure as exc:
+        if exc.code == INDEX_NOT_FOUND:
+            raise DependencyUnavailable(
+                "Search is not ready: the text index is missing "
+                "(python manage.py ensure_mongo_indexes)."
+            ) from exc
+        raise

@@ -19,8 +19,9 @@ from eventhub import kafka, mongo
 
 @pytest.fixture
 def mongo_db():
-    """The test MongoDB database, emptied after the test."""
+    """The test MongoDB database with its indexes, dropped after the test."""
     db = mongo.get_db()
+    mongo.ensure_indexes(db)
     yield db
     mongo.get_client().drop_database(db.name)
 
@@ -52,3 +53,125 @@ def admin_client_logged_in(db, django_user_model) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def _user_token(django_user_model, role: str, *, expired: bool = False) -> str:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    user, _ = django_user_model.objects.get_or_create(username=f"test-{role}")
+    user.groups.add(Group.objects.get(name=role))
+    token = AccessToken.for_user(user)
+    if expired:
+        past = timezone.now() - timedelta(hours=2)
+        token.set_iat(at_time=past)
+        token.set_exp(from_time=past, lifetime=timedelta(hours=1))
+    return str(token)
+
+
+@pytest.fixture
+def credentials(db, django_user_model) -> dict[str, dict[str, str]]:
+    """Request headers (Django test client form) for each kind of caller."""
+    good = _user_token(django_user_model, Role.WRITER)
+    head, payload, _signature = good.split(".")
+    return {
+        "anonymous": {},
+        "reader": {"HTTP_AUTHORIZATION": f"Bearer {_user_token(django_user_model, Role.READER)}"},
+        "writer": {"HTTP_AUTHORIZATION": f"Bearer {good}"},
+        "admin": {"HTTP_AUTHORIZATION": f"Bearer {_user_token(django_user_model, Role.ADMIN)}"},
+        "expired": {
+            "HTTP_AUTHORIZATION": f"Bearer {_user_token(django_user_model, Role.ADMIN, expired=True)}"
+        },
+        "forged": {"HTTP_AUTHORIZATION": f"Bearer {head}.{payload}.c2lnbmVkIGJ5IG5vYm9keQ"},
+    }
+
+
+@pytest.fixture
+def writer_key(db) -> str:
+    from accounts.services import api_key_create
+
+    return api_key_create(name="test producer", role=Role.WRITER)[1]
+
+
+@pytest.fixture
+def event_type(db):
+    """``payment.failed`` with a schema, known to the ingest registry."""
+    from events.registry import registry
+    from tests.events.factories import EventTypeFactory
+
+    created = EventTypeFactory(
+        name="payment.failed",
+        schema={
+            "type": "object",
+            "required": ["amount", "currency"],
+            "properties": {
+                "amount": {"type": "number", "minimum": 0},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            },
+        },
+        example={"amount": 1, "currency": "EUR"},
+    )
+    registry.invalidate()
+    yield created
+    registry.invalidate()
+
+
+@pytest.fixture
+def clean_redis():
+    """Forget idempotency keys and rate counters of earlier tests."""
+    from eventhub.redis import get_redis
+
+    client = get_redis()
+    for pattern in ("eventhub:seen:*", "eventhub:idem-key:*", "eventhub-test:*throttle*"):
+        keys = list(client.scan_iter(pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+    from django.core.cache import cache
+
+    cache.clear()
+    yield client
+
+
+def find_in_topic(topic: str, ids: set[str], *, timeout: float = 20.0) -> dict:
+    """Messages of ``topic`` whose CloudEvents id header is in ``ids``, read from the start by
+    a fresh consumer group; returns ``{id: [messages]}`` once every id was seen (or on timeout).
+    """
+    import time
+
+    from confluent_kafka import Consumer
+    from django.conf import settings
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+        }
+    )
+    consumer.subscribe([topic])
+    found: dict[str, list] = {}
+    deadline = time.monotonic() + timeout
+    quiet_until = None
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(num_messages=1000, timeout=0.5)
+            for message in batch:
+                if message.error() is not None:
+                    continue
+                headers = dict(message.headers() or [])
+                event_id = headers.get("ce_id", b"").decode()
+                if event_id in ids:
+                    found.setdefault(event_id, []).append(message)
+            if set(found) == ids:
+                # keep reading briefly so duplicates, if any, are seen too
+                quiet_until = quiet_until or time.monotonic() + 1.0
+                if not batch and time.monotonic() > quiet_until:
+                    break
+    finally:
+        consumer.close()
+    return found
