@@ -75,15 +75,14 @@ def _user_token(django_user_model, role: str, *, expired: bool = False) -> str:
 def credentials(db, django_user_model) -> dict[str, dict[str, str]]:
     """Request headers (Django test client form) for each kind of caller."""
     good = _user_token(django_user_model, Role.WRITER)
+    expired = _user_token(django_user_model, Role.ADMIN, expired=True)
     head, payload, _signature = good.split(".")
     return {
         "anonymous": {},
         "reader": {"HTTP_AUTHORIZATION": f"Bearer {_user_token(django_user_model, Role.READER)}"},
         "writer": {"HTTP_AUTHORIZATION": f"Bearer {good}"},
         "admin": {"HTTP_AUTHORIZATION": f"Bearer {_user_token(django_user_model, Role.ADMIN)}"},
-        "expired": {
-            "HTTP_AUTHORIZATION": f"Bearer {_user_token(django_user_model, Role.ADMIN, expired=True)}"
-        },
+        "expired": {"HTTP_AUTHORIZATION": f"Bearer {expired}"},
         "forged": {"HTTP_AUTHORIZATION": f"Bearer {head}.{payload}.c2lnbmVkIGJ5IG5vYm9keQ"},
     }
 
