@@ -158,6 +158,11 @@ THROTTLE_PUBLISH_RATE = env_str("THROTTLE_PUBLISH_RATE", "2000/s")
 THROTTLE_READ_RATE = env_str("THROTTLE_READ_RATE", "100/s")
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES
 
+# --- GraphQL -----------------------------------------------------------------------------------
+GRAPHENE = {"SCHEMA": "eventhub.schema.schema"}
+GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 8, minimum=2)
+GRAPHQL_MAX_FIELDS = env_int("GRAPHQL_MAX_FIELDS", 200, minimum=10)
+
 # --- Health checks -----------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0)
 HEALTH_RETRY_AFTER = env_int("HEALTH_RETRY_AFTER", 5, minimum=1)

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from eventhub import health
+from eventhub.graphql import EventHubGraphQLView
 
 handler404 = "eventhub.problems.handler404"
 handler500 = "eventhub.problems.handler500"
@@ -19,6 +20,7 @@ urlpatterns = [
     path("ready", health.ready, name="ready"),
     path("health/<str:name>", health.dependency, name="health-dependency"),
     path("admin/", admin.site.urls),
+    path("graphql", EventHubGraphQLView.as_view(), name="graphql"),
     path("", include("django_prometheus.urls")),
     path("api/v1/auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/v1/auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),

@@ -29,13 +29,18 @@ class CompiledType:
     def errors(self, data: Any) -> list[dict[str, str]]:
         """Where ``data`` fails the schema, as JSON pointers into the envelope (``/data/...``)."""
         found = sorted(self.validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-        return [
-            {
-                "pointer": "/data" + "".join(f"/{part}" for part in error.absolute_path),
-                "detail": error.message,
-            }
-            for error in found
-        ]
+        return [{"pointer": pointer(error), "detail": error.message} for error in found]
+
+
+def pointer(error) -> str:
+    """The JSON pointer of a schema error inside the envelope; a missing required property
+    is pointed at itself, not at its parent object."""
+    path = [str(part) for part in error.absolute_path]
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if repr(name) in error.message]
+        if missing:
+            path.append(missing[0])
+    return "/data" + "".join(f"/{part.replace('~', '~0').replace('/', '~1')}" for part in path)
 
 
 class EventTypeRegistry:

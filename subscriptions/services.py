@@ -6,12 +6,14 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.services import audit_log_record
-from subscriptions.models import SigningSecret, Subscription
+from eventhub.problems import ProblemError
+from subscriptions.models import SigningSecret, Subscriber, Subscription
 from webhooks.signing import generate_secret
 
 
@@ -68,3 +70,53 @@ def subscription_set_state(
         obj=subscription,
         changes={"state": [previous, state], "reason": reason},
     )
+
+
+class SubscriptionInvalid(ProblemError):
+    status_code = 422
+    default_code = "invalid-subscription"
+    title = "Invalid subscription"
+
+
+@transaction.atomic
+def subscription_create(
+    *,
+    subscriber: Subscriber,
+    url: str,
+    event_types: list[str],
+    filter: dict | None = None,
+    name: str = "",
+    actor: AbstractBaseUser | None = None,
+    **options,
+) -> tuple[Subscription, str]:
+    """Validate and create a subscription with its first secret, returned once."""
+    subscription = Subscription(
+        subscriber=subscriber,
+        url=url,
+        event_types=event_types,
+        filter=filter,
+        name=name,
+        **options,
+    )
+    try:
+        subscription.full_clean()
+    except ValidationError as exc:
+        raise SubscriptionInvalid(
+            "The subscription is not valid.",
+            extra={
+                "errors": [
+                    {"pointer": f"/{field}", "detail": message}
+                    for field, messages in exc.message_dict.items()
+                    for message in messages
+                ]
+            },
+        ) from exc
+    subscription.save()
+    secret = subscription_add_secret(subscription=subscription)
+    audit_log_record(
+        actor=actor,
+        action="subscription.create",
+        obj=subscription,
+        changes={"url": url, "event_types": event_types},
+    )
+    return subscription, secret

@@ -1,0 +1,117 @@
+"""The GraphQL endpoint: the same authentication and roles as REST, errors with codes, and
+bounds on query depth and size.
+
+Every error carries ``extensions.code``: ``UNAUTHENTICATED``, ``FORBIDDEN``, ``INVALID_EVENT``
+(with ``errors`` naming JSON pointers), ``BAD_INPUT``, ``NOT_FOUND``, ``UNAVAILABLE`` (with
+``retryAfter``) or ``QUERY_TOO_COMPLEX``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from graphene.validation import depth_limit_validator
+from graphene_django.views import GraphQLView
+from graphql import GraphQLError, ValidationRule
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+from accounts.authentication import ROLE_RANK, role_of
+from eventhub.problems import DEPENDENCY_ERRORS, DependencyUnavailable, ProblemError
+
+
+def error(message: str, code: str, **extensions: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+def require_role(minimum: str) -> Callable:
+    """Resolver decorator: refuse callers whose role is below ``minimum``."""
+
+    def decorate(resolver: Callable) -> Callable:
+        @functools.wraps(resolver)
+        def wrapper(root, info, *args, **kwargs):
+            request = info.context
+            auth_error = getattr(request, "eventhub_auth_error", None)
+            if auth_error:
+                raise error(auth_error, "UNAUTHENTICATED")
+            role = role_of(request.user)
+            if role is None:
+                raise error("Authentication credentials were not provided.", "UNAUTHENTICATED")
+            if ROLE_RANK[role] < ROLE_RANK[minimum]:
+                raise error(f"This needs the {minimum} role or above.", "FORBIDDEN")
+            try:
+                return resolver(root, info, *args, **kwargs)
+            except ProblemError as exc:
+                raise problem_to_error(exc) from exc
+            except exceptions.ValidationError as exc:
+                raise error("Invalid input.", "BAD_INPUT", errors=exc.detail) from exc
+            except DEPENDENCY_ERRORS as exc:
+                raise problem_to_error(DependencyUnavailable()) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def problem_to_error(exc: ProblemError) -> GraphQLError:
+    code = exc.default_code.upper().replace("-", "_")
+    extensions: dict[str, Any] = dict(exc.extra)
+    if isinstance(exc, DependencyUnavailable):
+        code = "UNAVAILABLE"
+        extensions["retryAfter"] = exc.retry_after
+    return error(str(exc.detail), code, **extensions)
+
+
+class FieldCountLimit(ValidationRule):
+    """Refuse documents selecting more than ``GRAPHQL_MAX_FIELDS`` fields in all."""
+
+    def __init__(self, context):
+        super().__init__(context)
+        self.count = 0
+
+    def enter_field(self, node, *args):
+        self.count += 1
+        if self.count == settings.GRAPHQL_MAX_FIELDS + 1:
+            self.report_error(
+                error(
+                    f"The query selects more than {settings.GRAPHQL_MAX_FIELDS} fields.",
+                    "QUERY_TOO_COMPLEX",
+                )
+            )
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class EventHubGraphQLView(GraphQLView):
+    """graphene-django's view, authenticating the caller with the REST API's authenticators."""
+
+    graphiql = True
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "validation_rules",
+            [depth_limit_validator(max_depth=settings.GRAPHQL_MAX_DEPTH), FieldCountLimit],
+        )
+        super().__init__(**kwargs)
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs):
+        drf_request = Request(
+            request, authenticators=[cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+        )
+        try:
+            request.user = drf_request.user
+        except exceptions.AuthenticationFailed as exc:
+            request.eventhub_auth_error = str(exc.detail)
+        return super().dispatch(request, *args, **kwargs)
+
+    @staticmethod
+    def format_error(error_: Exception) -> dict[str, Any]:
+        formatted = GraphQLView.format_error(error_)
+        formatted.setdefault("extensions", {}).setdefault("code", "BAD_REQUEST")
+        return formatted
