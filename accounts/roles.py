@@ -32,3 +32,29 @@ def role_permissions(role: str, all_codenames: list[tuple[str, str]]) -> list[tu
     if role == Role.WRITER:
         return [*views, PUBLISH_PERMISSION]
     return list(all_codenames)
+
+
+def sync_role_groups(apps) -> None:
+    """Create the role groups and give them their permissions (for data migrations: call it
+    again from a migration whenever a migration adds models)."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations ran; make sure they exist now.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    permissions = {
+        (p.content_type.app_label, p.codename): p
+        for p in Permission.objects.filter(content_type__app_label__in=ROLE_APPS).select_related(
+            "content_type"
+        )
+    }
+    for role in Role.values:
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(
+            permissions[key] for key in role_permissions(role, sorted(permissions))
+        )

@@ -99,3 +99,28 @@ def _action_errors(actions: Any):
                 yield f"/{index}: publish needs a topic"
         elif kind != Rule.ActionType.NOTIFY:
             yield f"/{index}: type must be one of {', '.join(Rule.ActionType.values)}"
+
+
+class RuleMatch(models.Model):
+    """A rule fired for an event (after its threshold, outside its cooldown)."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="matches")
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=200)
+    threshold_key = models.CharField(max_length=255, blank=True)
+    notification = models.TextField(blank=True, help_text="Set by a notify action.")
+    matched_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-matched_at", "-id"]
+        constraints = [
+            # a replayed pipeline batch records nothing twice
+            models.UniqueConstraint(fields=["rule", "event_id"], name="rulematch_unique_event"),
+        ]
+        indexes = [
+            # a rule's recent matches (admin)
+            models.Index(fields=["rule", "-matched_at"], name="rulematch_rule_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} matched {self.event_id}"

@@ -12,7 +12,9 @@ os.environ.setdefault("DJANGO_DEBUG", "true")
 from eventhub.settings import *  # noqa: E402,F403
 
 MONGO_DB = os.environ.get("TEST_MONGO_DB", "eventhub_test")
-KAFKA_TOPIC_EVENTS = "test.eventhub.events"
+# Subprocesses started by tests (the pipeline command) get their own topic and group this way.
+KAFKA_TOPIC_EVENTS = os.environ.get("TEST_KAFKA_TOPIC_EVENTS", "test.eventhub.events")
+PIPELINE_GROUP_ID = os.environ.get("TEST_PIPELINE_GROUP_ID", "test-eventhub-pipeline")
 KAFKA_TOPIC_DLQ = "test.eventhub.dlq"
 KAFKA_TOPIC_QUARANTINE = "test.eventhub.quarantine"
 KAFKA_PARTITIONS = 3

@@ -1,31 +1,12 @@
 """Create the reader / writer / admin groups with their model permissions."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from accounts.roles import ROLE_APPS, Role, role_permissions
+from accounts.roles import Role, sync_role_groups
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations ran; make sure they exist now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0, apps=apps)
-        app_config.models_module = None
-
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    permissions = {
-        (p.content_type.app_label, p.codename): p
-        for p in Permission.objects.filter(content_type__app_label__in=ROLE_APPS).select_related(
-            "content_type"
-        )
-    }
-    for role in Role.values:
-        group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(
-            permissions[key] for key in role_permissions(role, sorted(permissions))
-        )
+    sync_role_groups(apps)
 
 
 def remove_roles(apps, schema_editor):
