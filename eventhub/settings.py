@@ -147,6 +147,15 @@ KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 6000, minimum=100
 KAFKA_MESSAGE_TIMEOUT_MS = env_int("KAFKA_MESSAGE_TIMEOUT_MS", 5000, minimum=100)
 KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2, minimum=0)
 
+# --- Pipeline ----------------------------------------------------------------------------------
+PIPELINE_GROUP_ID = env_str("PIPELINE_GROUP_ID", "eventhub-pipeline")
+PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 2000, minimum=1)
+PIPELINE_BATCH_TIMEOUT_MS = env_int("PIPELINE_BATCH_TIMEOUT_MS", 200, minimum=1)
+# Run the pipeline consumer inside every Celery worker (also: `celery worker --pipeline`).
+PIPELINE_IN_WORKER = env_bool("PIPELINE_IN_WORKER", False)
+# Retention of events whose type was deleted after they were published.
+DEFAULT_RETENTION_DAYS = env_int("DEFAULT_RETENTION_DAYS", 30, minimum=1)
+
 # --- Ingestion ---------------------------------------------------------------------------------
 INGEST_MAX_EVENT_BYTES = env_int("INGEST_MAX_EVENT_BYTES", 256 * 1024, minimum=1024)
 INGEST_MAX_BATCH_BYTES = env_int("INGEST_MAX_BATCH_BYTES", 8 * 1024 * 1024, minimum=1024)

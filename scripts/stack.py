@@ -2,9 +2,10 @@
 
     python scripts/stack.py start|stop|status
 
-web (gunicorn on WEB_PORT, default 8000), the Celery worker, Celery beat and Flower (FLOWER_PORT,
-default 5555). Each writes ``.run/<name>.log`` and ``.run/<name>.pid``; ``start`` is idempotent
-and waits until ``/ready`` is green, ``stop`` ends only what ``start`` started.
+web (gunicorn on WEB_PORT, default 8000), the Celery worker (which also runs the pipeline
+consumer), Celery beat and Flower (FLOWER_PORT, default 5555). Each writes ``.run/<name>.log``
+and ``.run/<name>.pid``; ``start`` is idempotent and waits until ``/ready`` is green, ``stop``
+ends only what ``start`` started.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def processes() -> dict[str, list[str]]:
             "default",
             "--hostname",
             "default@%h",
+            # this worker also consumes the events topic: the pipeline bootstep
+            "--pipeline",
         ],
         "beat": [
             *celery,

@@ -133,8 +133,22 @@ def clean_redis():
     yield client
 
 
+def _message_event_id(message) -> str:
+    """The CloudEvents id of a message: its ``ce_id`` header, else the JSON body's ``id``."""
+    import json
+
+    header = dict(message.headers() or []).get("ce_id")
+    if header:
+        return header.decode()
+    try:
+        body = json.loads(message.value())
+    except (TypeError, ValueError):
+        return ""
+    return str(body.get("id", "")) if isinstance(body, dict) else ""
+
+
 def find_in_topic(topic: str, ids: set[str], *, timeout: float = 20.0) -> dict:
-    """Messages of ``topic`` whose CloudEvents id header is in ``ids``, read from the start by
+    """Messages of ``topic`` whose CloudEvents id is in ``ids``, read from the start by
     a fresh consumer group; returns ``{id: [messages]}`` once every id was seen (or on timeout).
     """
     import time
@@ -162,8 +176,7 @@ def find_in_topic(topic: str, ids: set[str], *, timeout: float = 20.0) -> dict:
             for message in batch:
                 if message.error() is not None:
                     continue
-                headers = dict(message.headers() or [])
-                event_id = headers.get("ce_id", b"").decode()
+                event_id = _message_event_id(message)
                 if event_id in ids:
                     found.setdefault(event_id, []).append(message)
             if set(found) == ids:

@@ -74,7 +74,7 @@ class Command(BaseCommand):
             defaults={
                 "url": "https://example.com/webhooks/eventhub",
                 "event_types": ["payment.*"],
-                "filter": {"amount": {"$gte": 10}},
+                "filter": {"payload.amount": {"$gte": 10}},
             },
         )
         if created:

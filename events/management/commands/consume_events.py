@@ -1,0 +1,33 @@
+"""Run the pipeline consumer in the foreground: ``python manage.py consume_events``."""
+
+import signal
+
+from django.core.management.base import BaseCommand
+
+from events.pipeline import PipelineConsumer
+
+
+class Command(BaseCommand):
+    help = "Consume the events topic: mirror to MongoDB, route, evaluate rules, create deliveries."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument("--batch-timeout-ms", type=int, default=None)
+        parser.add_argument(
+            "--idle-exit",
+            type=float,
+            default=None,
+            help="Exit after this many seconds without messages (benchmarks, tests).",
+        )
+
+    def handle(self, *args, batch_size, batch_timeout_ms, idle_exit, **options):
+        consumer = PipelineConsumer(batch_size=batch_size, batch_timeout_ms=batch_timeout_ms)
+
+        def stop(signum, frame):
+            self.stderr.write("stopping: finishing the batch, committing, closing")
+            consumer.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        processed = consumer.run(idle_exit_seconds=idle_exit)
+        self.stdout.write(f"processed {processed} message(s)")
