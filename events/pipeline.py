@@ -1,7 +1,7 @@
 """The pipeline: consume ``eventhub.events`` in batches, mirror, route, evaluate rules and
 create deliveries, at least once and never stuck.
 
-For each batch, in this order: (1) upsert the raw events into MongoDB, (2) route them to
+For each batch, in this order: (1) insert the raw events into MongoDB if absent, (2) route them to
 subscriptions and evaluate rules, (3) write deliveries and rule matches in one PostgreSQL
 transaction (unique keys make a replayed batch add nothing), (4) publish rule actions and
 quarantined messages to Kafka, (5) commit the offsets. A crash anywhere replays the batch.
@@ -26,9 +26,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from prometheus_client import Counter
-from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from eventhub import kafka, mongo
 from events.documents import event_document
@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 EVENTS_CONSUMED = Counter("pipeline_events_total", "Events mirrored and routed by the pipeline")
 EVENTS_QUARANTINED = Counter("pipeline_quarantined_total", "Messages sent to quarantine")
+DUPLICATE_KEY = 11000
 DELIVERIES_CREATED = Counter("pipeline_deliveries_total", "Delivery rows written (new or not)")
 
 
@@ -121,6 +122,55 @@ def decode(message: Message) -> tuple[dict[str, Any] | None, str]:
     return envelope, ""
 
 
+def mirror(documents: list[dict[str, Any]]) -> None:
+    """Insert the documents that are not stored yet (the unique index on ``event_id`` refuses
+    the others): insert-if-absent at insert_many speed, several times faster than upserts."""
+    try:
+        mongo.get_db()[mongo.EVENTS].insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+        if others or exc.details.get("writeConcernErrors"):
+            raise
+    finally:
+        for document in documents:
+            document.pop("_id", None)  # insert_many adds it; callers keep plain documents
+
+
+DELIVERY_LOAD_COLUMNS = (
+    "event_id",
+    "event_type",
+    "subscription_id",
+    "rule_id",
+    "partition_key",
+    "status",
+)
+
+
+def insert_deliveries(deliveries: list[tuple]) -> None:
+    """Insert-if-absent the deliveries of a batch: COPY into a temporary table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (the unique key is event, subscription,
+    rule). Several times faster than ``bulk_create`` for thousands of rows."""
+    if not deliveries:
+        return
+    table = Delivery._meta.db_table
+    columns = ", ".join(DELIVERY_LOAD_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS pipeline_delivery_load ("
+            "event_id varchar(255), event_type varchar(200), subscription_id bigint, "
+            "rule_id bigint, partition_key varchar(255), status varchar(10)"
+            ") ON COMMIT DELETE ROWS"
+        )
+        with cursor.cursor.copy(f"COPY pipeline_delivery_load ({columns}) FROM STDIN") as copy:
+            for row in deliveries:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}, attempts, last_error, is_test, created_at, "
+            f"updated_at) SELECT {columns}, 0, '', false, now(), now() "
+            "FROM pipeline_delivery_load ON CONFLICT DO NOTHING"
+        )
+
+
 def process_batch(messages: list[Message], configuration: Configuration) -> BatchResult:
     """Steps 1-4 for a batch of messages (offsets are the caller's)."""
     result = BatchResult()
@@ -141,17 +191,11 @@ def process_batch(messages: list[Message], configuration: Configuration) -> Batc
 
     # 1. mirror: one document per event; a replay leaves the first copy as it was
     if documents:
-        mongo.get_db()[mongo.EVENTS].bulk_write(
-            [
-                UpdateOne({"event_id": d["event_id"]}, {"$setOnInsert": d}, upsert=True)
-                for d in documents
-            ],
-            ordered=False,
-        )
+        mirror(documents)
 
     # 2. route and evaluate rules
     configuration.refresh()
-    deliveries: list[Delivery] = []
+    deliveries: list[tuple] = []
     for document in documents:
         for route in configuration.routes.match(document):
             deliveries.append(_delivery(document, route.subscription_id, None, route.held))
@@ -188,7 +232,7 @@ def process_batch(messages: list[Message], configuration: Configuration) -> Batc
 
     # 3. deliveries and matches in one transaction; a replay conflicts and adds nothing
     with transaction.atomic():
-        Delivery.objects.bulk_create(deliveries, ignore_conflicts=True, batch_size=1000)
+        insert_deliveries(deliveries)
         RuleMatch.objects.bulk_create(matches, ignore_conflicts=True, batch_size=1000)
 
     # 4. rule publications and quarantine, acknowledged before offsets move
@@ -232,14 +276,17 @@ def _key(envelope: dict[str, Any]) -> bytes | None:
     return key.encode() if key else None
 
 
-def _delivery(document: dict[str, Any], subscription_id: int, rule: Rule | None, held: bool):
-    return Delivery(
-        event_id=document["event_id"],
-        event_type=document["type"],
-        subscription_id=subscription_id,
-        rule=rule,
-        partition_key=(document.get("partition_key") or "")[:255],
-        status=Delivery.Status.HELD if held else Delivery.Status.PENDING,
+def _delivery(
+    document: dict[str, Any], subscription_id: int, rule: Rule | None, held: bool
+) -> tuple:
+    """A delivery row in ``DELIVERY_LOAD_COLUMNS`` order (plain tuples: thousands per batch)."""
+    return (
+        document["event_id"],
+        document["type"],
+        subscription_id,
+        rule.pk if rule is not None else None,
+        (document.get("partition_key") or "")[:255],
+        Delivery.Status.HELD if held else Delivery.Status.PENDING,
     )
 
 
@@ -262,6 +309,7 @@ class PipelineConsumer:
         self.configuration = Configuration()
         self._stopping = threading.Event()
         self._assigned_at: float | None = None
+        self.first_batch_at: float | None = None  # for throughput figures (after the join)
         self.consumer: Consumer | None = None
 
     def stop(self) -> None:
@@ -301,6 +349,8 @@ class PipelineConsumer:
                         break
                     continue
                 idle_since = time.monotonic()
+                if self.first_batch_at is None:
+                    self.first_batch_at = idle_since
                 close_old_connections()
                 try:
                     result = process_batch(usable, self.configuration)

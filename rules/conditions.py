@@ -186,20 +186,33 @@ def _equal(left: Any, right: Any) -> bool:
 def _resolve(document: Any, parts: list[str]) -> list[Any]:
     """Every value a dotted path reaches (arrays fan out, numeric parts also index arrays);
     ``MISSING`` when the path reaches nothing."""
+    # fast path: plain sub-documents all the way down (the common case)
+    value = document
+    for index, part in enumerate(parts):
+        if isinstance(value, dict):
+            if part not in value:
+                return [MISSING]
+            value = value[part]
+        else:
+            return _resolve_slow(value, parts[index:])
+    return [value]
+
+
+def _resolve_slow(document: Any, parts: list[str]) -> list[Any]:
     if not parts:
         return [document]
     head, rest = parts[0], parts[1:]
     if isinstance(document, dict):
         if head not in document:
             return [MISSING]
-        return _resolve(document[head], rest)
+        return _resolve_slow(document[head], rest)
     if isinstance(document, list):
         values: list[Any] = []
         if head.isdigit() and int(head) < len(document):
-            values.extend(_resolve(document[int(head)], rest))
+            values.extend(_resolve_slow(document[int(head)], rest))
         for element in document:
             if isinstance(element, dict):
-                values.extend(v for v in _resolve(element, parts) if v is not MISSING)
+                values.extend(v for v in _resolve_slow(element, parts) if v is not MISSING)
         return values or [MISSING]
     return [MISSING]
 
@@ -248,6 +261,16 @@ def _equals(operand: Any) -> Predicate:
         return _regex(operand)
     if operand is None:
         return lambda value: value is MISSING or any(c is None for c in _candidates(value))
+    if isinstance(operand, str | int | float) and not isinstance(operand, bool):
+        # fast path for scalars: same bracket (numbers with numbers, strings with strings)
+        kind = str if isinstance(operand, str) else (int, float)
+
+        def scalar(value: Any) -> bool:
+            if isinstance(value, list):
+                return any(_equal(c, operand) for c in _candidates(value))
+            return isinstance(value, kind) and not isinstance(value, bool) and value == operand
+
+        return scalar
     return lambda value: value is not MISSING and any(
         _equal(candidate, operand) for candidate in _candidates(value)
     )
