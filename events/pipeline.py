@@ -1,8 +1,8 @@
 """The pipeline: consume ``eventhub.events`` in batches, mirror, route, evaluate rules and
 create deliveries, at least once and never stuck.
 
-For each batch, in this order: (1) insert the raw events into MongoDB if absent, (2) route them to
-subscriptions and evaluate rules, (3) write deliveries and rule matches in one PostgreSQL
+For each batch, in this order: (1) insert the raw events into MongoDB if absent, (2) route
+them to subscriptions and evaluate rules, (3) write deliveries and rule matches in one PostgreSQL
 transaction (unique keys make a replayed batch add nothing), (4) publish rule actions and
 quarantined messages to Kafka, (5) commit the offsets. A crash anywhere replays the batch.
 
