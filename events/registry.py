@@ -2,7 +2,7 @@
 
 Publishing looks a type up here instead of querying PostgreSQL per event. The table is
 reloaded when it is older than ``EVENT_TYPE_CACHE_SECONDS``; a validator is compiled again only
-when its type's schema version changed.
+when its type's schema changed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class CompiledType:
     enabled: bool
     schema_version: int
     retention_days: int
+    schema: dict
     validator: Draft202012Validator
 
     def errors(self, data: Any) -> list[dict[str, str]]:
@@ -63,13 +64,15 @@ class EventTypeRegistry:
             fresh: dict[str, CompiledType] = {}
             for name, enabled, version, retention, schema in rows:
                 known = previous.get(name)
-                if known is not None and known.schema_version == version:
+                # the schema itself decides: a type deleted and created again restarts its
+                # version at 1 with another schema
+                if known is not None and known.schema == schema:
                     validator = known.validator
                 else:
                     validator = Draft202012Validator(
                         schema, format_checker=Draft202012Validator.FORMAT_CHECKER
                     )
-                fresh[name] = CompiledType(name, enabled, version, retention, validator)
+                fresh[name] = CompiledType(name, enabled, version, retention, schema, validator)
             self._types = fresh
             self._loaded_at = time.monotonic()
 
