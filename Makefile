@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: up down test venv env services services-stop prepare stack stack-stop status lint openapi bench
+.PHONY: up down test venv env services services-stop prepare stack stack-stop status lint openapi protos
 
 up: prepare ## install, start services and the whole stack in the background
 	$(PY) manage.py collectstatic --noinput -v 0
@@ -18,6 +18,7 @@ up: prepare ## install, start services and the whole stack in the background
 	@echo "  Readiness      http://127.0.0.1:$${WEB_PORT:-8000}/ready"
 	@echo "  Metrics        http://127.0.0.1:$${WEB_PORT:-8000}/metrics"
 	@echo "  Flower         http://127.0.0.1:$${FLOWER_PORT:-5555}/"
+	@echo "  gRPC           127.0.0.1:$${GRPC_PORT:-50051} (examples/grpc_client.py)"
 	@echo "  Logs           .run/*.log (processes), .services/*.log (MongoDB, Kafka)"
 	@echo "  Stop with      make down"
 
@@ -57,6 +58,10 @@ status:
 lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+protos: ## regenerate the gRPC code from protos/
+	$(PY) -m grpc_tools.protoc -Ievents/grpc_api=protos --python_out=. --grpc_python_out=. \
+		events/grpc_api/eventhub.proto
 
 openapi: ## regenerate openapi.yaml from the code
 	$(PY) manage.py spectacular --file openapi.yaml --validate

@@ -167,6 +167,10 @@ THROTTLE_PUBLISH_RATE = env_str("THROTTLE_PUBLISH_RATE", "2000/s")
 THROTTLE_READ_RATE = env_str("THROTTLE_READ_RATE", "100/s")
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES
 
+# --- gRPC ----------------------------------------------------------------------------------------
+GRPC_HOST = env_str("GRPC_HOST", "127.0.0.1")
+GRPC_PORT = env_int("GRPC_PORT", 50051, minimum=0)
+
 # --- GraphQL -----------------------------------------------------------------------------------
 GRAPHENE = {"SCHEMA": "eventhub.schema.schema"}
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 8, minimum=2)

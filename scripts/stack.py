@@ -3,7 +3,8 @@
     python scripts/stack.py start|stop|status
 
 web (gunicorn on WEB_PORT, default 8000), the Celery worker (which also runs the pipeline
-consumer), Celery beat and Flower (FLOWER_PORT, default 5555). Each writes ``.run/<name>.log``
+consumer), Celery beat, the gRPC server (GRPC_PORT, default 50051) and Flower (FLOWER_PORT,
+default 5555). Each writes ``.run/<name>.log``
 and ``.run/<name>.pid``; ``start`` is idempotent and waits until ``/ready`` is green, ``stop``
 ends only what ``start`` started.
 """
@@ -77,11 +78,16 @@ def processes() -> dict[str, list[str]]:
             "--schedule",
             str(RUN / "celerybeat-schedule"),
         ],
+        "grpc": [str(BIN / "python"), "manage.py", "grpc_server"],
         "flower": [*celery, "flower", f"--port={flower_port()}", "--address=127.0.0.1"],
     }
 
 
-PORTS = {"web": web_port, "flower": flower_port}
+def grpc_port() -> int:
+    return int(os.environ.get("GRPC_PORT") or 50051)
+
+
+PORTS = {"web": web_port, "flower": flower_port, "grpc": grpc_port}
 
 
 def ready() -> tuple[bool, dict]:

@@ -72,7 +72,18 @@ def _user_token(django_user_model, role: str, *, expired: bool = False) -> str:
 
 
 @pytest.fixture
-def credentials(db, django_user_model) -> dict[str, dict[str, str]]:
+def roles(db) -> None:
+    """The role groups: made by a migration, but transactional tests flush them away."""
+    from django.apps import apps
+
+    from accounts.roles import sync_role_groups
+
+    if Group.objects.filter(name__in=Role.values).count() < len(Role.values):
+        sync_role_groups(apps)
+
+
+@pytest.fixture
+def credentials(roles, django_user_model) -> dict[str, dict[str, str]]:
     """Request headers (Django test client form) for each kind of caller."""
     good = _user_token(django_user_model, Role.WRITER)
     expired = _user_token(django_user_model, Role.ADMIN, expired=True)

@@ -31,3 +31,6 @@ STORAGES = {  # noqa: F405 - admin pages render without collectstatic
 }
 # Static files are served by whitenoise after collectstatic; tests render pages without them.
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405
+# Server threads started by tests (gRPC, live_server) close their connections after each call,
+# so the test database can be dropped at the end.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -1,0 +1,33 @@
+"""Serve the gRPC ``EventService``: ``python manage.py grpc_server [--port 50051]``."""
+
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from events.grpc_api.server import build_server
+
+
+class Command(BaseCommand):
+    help = "Serve the gRPC EventService (publishing and reading events)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=settings.GRPC_HOST)
+        parser.add_argument("--port", type=int, default=settings.GRPC_PORT)
+
+    def handle(self, *args, host: str, port: int, **options):
+        server, bound = build_server(f"{host}:{port}")
+        server.start()
+        self.stdout.write(f"gRPC EventService on {host}:{bound}")
+        stopped = threading.Event()
+
+        def stop(signum, frame):
+            stopped.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        stopped.wait()
+        # let calls in progress finish (up to 10 s), refuse new ones
+        server.stop(grace=10).wait()
+        self.stdout.write("gRPC server stopped")
