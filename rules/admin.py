@@ -1,6 +1,6 @@
 """Admin for rules."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from rules.models import Rule, RuleMatch
 
@@ -20,6 +20,20 @@ class RuleAdmin(admin.ModelAdmin):
     list_editable = ["enabled", "priority"]
     search_fields = ["name", "description"]
     readonly_fields = ["created_at", "updated_at"]
+    actions = ["backtest"]
+
+    @admin.action(description="Backtest selected rules on the last 7 days of events")
+    def backtest(self, request, queryset) -> None:
+        from rules.services import rule_backtest
+
+        for rule in queryset:
+            result = rule_backtest(conditions=rule.conditions, days=7)
+            self.message_user(
+                request,
+                f"{rule}: {result['matched']} of {result['total']} events of the last 7 days "
+                "match its conditions (before thresholds and cooldowns).",
+                messages.INFO,
+            )
 
 
 @admin.register(RuleMatch)

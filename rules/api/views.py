@@ -1,0 +1,43 @@
+"""Rules CRUD (readers list, admins change) and the backtest action."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.permissions import ReadOrAdmin
+from accounts.throttling import ReadRateThrottle
+from rules.api.serializers import (
+    BacktestRequestSerializer,
+    BacktestResultSerializer,
+    RuleSerializer,
+)
+from rules.conditions import QueryError
+from rules.models import Rule
+from rules.services import rule_backtest
+
+
+class RuleViewSet(viewsets.ModelViewSet):
+    queryset = Rule.objects.all()
+    serializer_class = RuleSerializer
+    permission_classes = [ReadOrAdmin]
+    throttle_classes = [ReadRateThrottle]
+    filterset_fields = ["enabled"]
+
+    @extend_schema(
+        request=BacktestRequestSerializer,
+        responses={200: BacktestResultSerializer},
+        summary="Count the stored events of the last days this rule (or a draft) would match",
+    )
+    @action(detail=True, methods=["post"])
+    def backtest(self, request: Request, pk=None) -> Response:
+        rule = self.get_object()
+        params = BacktestRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        conditions = params.validated_data.get("conditions", rule.conditions)
+        try:
+            result = rule_backtest(conditions=conditions, days=params.validated_data["days"])
+        except QueryError as exc:
+            raise serializers.ValidationError({"conditions": [str(exc)]}) from exc
+        return Response(BacktestResultSerializer(result).data)
