@@ -187,6 +187,23 @@ WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
 WEBHOOK_DEFAULT_TIMEOUT = env_int("WEBHOOK_DEFAULT_TIMEOUT", 15, minimum=1)
 WEBHOOK_DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
 WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 24, minimum=0)
+# Deliveries one `deliver` task sends (one subscription per task), concurrently.
+WEBHOOK_TASK_BATCH = env_int("WEBHOOK_TASK_BATCH", 100, minimum=1)
+# Requests in flight at once per worker process, and per endpoint (host and port).
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 500, minimum=1)
+WEBHOOK_MAX_PER_ENDPOINT = env_int("WEBHOOK_MAX_PER_ENDPOINT", 100, minimum=1)
+# A queued delivery no task took within this many seconds is queued again by the sweeper.
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60, minimum=5)
+WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 1.0)
+# The circuit breaker disables a subscription after this many failed attempts in a row
+# spanning at least this many seconds (its new deliveries are held, not dropped).
+WEBHOOK_BREAKER_FAILURES = env_int("WEBHOOK_BREAKER_FAILURES", 50, minimum=1)
+WEBHOOK_BREAKER_SECONDS = env_int("WEBHOOK_BREAKER_SECONDS", 3600, minimum=0)
+CELERY_TASK_ROUTES = {"webhooks.tasks.deliver": {"queue": "webhooks"}}
+CELERY_BEAT_SCHEDULE["sweep-deliveries"] = {
+    "task": "webhooks.tasks.sweep_deliveries",
+    "schedule": WEBHOOK_SWEEP_SECONDS,
+}
 
 # --- Auth and the API --------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

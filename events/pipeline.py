@@ -3,8 +3,9 @@ create deliveries, at least once and never stuck.
 
 For each batch, in this order: (1) insert the raw events into MongoDB if absent, (2) route
 them to subscriptions and evaluate rules, (3) write deliveries and rule matches in one PostgreSQL
-transaction (unique keys make a replayed batch add nothing), (4) publish rule actions and
-quarantined messages to Kafka, (5) commit the offsets. A crash anywhere replays the batch.
+transaction (unique keys make a replayed batch add nothing), (4) queue the new deliveries' tasks
+after commit, publish rule actions and quarantined messages to Kafka, (5) commit the offsets.
+A crash anywhere replays the batch.
 
 A message that cannot be parsed or validated goes to the quarantine topic with the reason and
 its original topic, partition and offset in headers, and the consumer moves on.
@@ -39,6 +40,7 @@ from rules.engine import RuleSet, rule_set_load, rules_stamp
 from rules.models import Rule, RuleMatch
 from subscriptions.routing import RoutingTable, routing_stamp, routing_table_load
 from webhooks.models import Delivery
+from webhooks.services import deliveries_enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +148,16 @@ DELIVERY_LOAD_COLUMNS = (
 )
 
 
-def insert_deliveries(deliveries: list[tuple]) -> None:
+def insert_deliveries(deliveries: list[tuple]) -> list[tuple[int, int]]:
     """Insert-if-absent the deliveries of a batch: COPY into a temporary table, then one
     ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (the unique key is event, subscription,
-    rule). Several times faster than ``bulk_create`` for thousands of rows."""
+    rule). Several times faster than ``bulk_create`` for thousands of rows.
+
+    Returns (id, subscription id) of the new pending rows, to be queued after commit; rows a
+    replayed batch finds already there were queued the first time (or the sweeper queues them
+    when their lease, set here, lapses)."""
     if not deliveries:
-        return
+        return []
     table = Delivery._meta.db_table
     columns = ", ".join(DELIVERY_LOAD_COLUMNS)
     with connection.cursor() as cursor:
@@ -165,10 +171,15 @@ def insert_deliveries(deliveries: list[tuple]) -> None:
             for row in deliveries:
                 copy.write_row(row)
         cursor.execute(
-            f"INSERT INTO {table} ({columns}, attempts, last_error, is_test, created_at, "
-            f"updated_at) SELECT {columns}, 0, '', false, now(), now() "
-            "FROM pipeline_delivery_load ON CONFLICT DO NOTHING"
+            f"INSERT INTO {table} ({columns}, attempts, attempts_before_replay, last_error, "
+            "is_test, created_at, updated_at, next_attempt_at) "
+            f"SELECT {columns}, 0, 0, '', false, now(), now(), "
+            "CASE WHEN status = %s THEN now() + make_interval(secs => %s) END "
+            "FROM pipeline_delivery_load ON CONFLICT DO NOTHING "
+            "RETURNING id, subscription_id, status",
+            [Delivery.Status.PENDING, settings.WEBHOOK_LEASE_SECONDS],
         )
+        return [(row[0], row[1]) for row in cursor.fetchall() if row[2] == Delivery.Status.PENDING]
 
 
 def process_batch(messages: list[Message], configuration: Configuration) -> BatchResult:
@@ -232,8 +243,9 @@ def process_batch(messages: list[Message], configuration: Configuration) -> Batc
 
     # 3. deliveries and matches in one transaction; a replay conflicts and adds nothing
     with transaction.atomic():
-        insert_deliveries(deliveries)
+        created = insert_deliveries(deliveries)
         RuleMatch.objects.bulk_create(matches, ignore_conflicts=True, batch_size=1000)
+        deliveries_enqueue_on_commit(created)
 
     # 4. rule publications and quarantine, acknowledged before offsets move
     publisher = kafka.get_publisher()

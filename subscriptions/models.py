@@ -88,6 +88,15 @@ class Subscription(models.Model):
         default=False,
         help_text="Deliver events with the same partition key one at a time, in order.",
     )
+    # Endpoint health, written by the delivery workers with queryset updates (which leave
+    # updated_at alone: it is the routing table's change stamp).
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts_total = models.PositiveBigIntegerField(default=0, editable=False)
+    attempts_succeeded = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -146,6 +155,18 @@ class Subscription(models.Model):
     def wants(self, event_type: str) -> bool:
         """Whether one of the subscription's patterns matches ``event_type``."""
         return any(pattern_matches(p, event_type) for p in self.event_types)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of attempts that got a 2xx, or None before the first attempt."""
+        if not self.attempts_total:
+            return None
+        return self.attempts_succeeded / self.attempts_total
+
+    def valid_secrets(self, at: datetime | None = None) -> list[str]:
+        """The secrets that sign now, newest first (prefetched ``secrets`` are used as is)."""
+        at = at or timezone.now()
+        return [s.secret for s in self.secrets.all() if s.is_valid(at)]
 
     @property
     def is_active(self) -> bool:

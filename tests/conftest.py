@@ -35,6 +35,17 @@ def fresh_kafka_clients():
 
 
 @pytest.fixture
+def eager_tasks():
+    """Celery runs queued tasks at once in this process (its own eager mode); the settings
+    use the ``CELERY_`` namespace, so the flag is set under that name."""
+    from eventhub.celery import app
+
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=True)
+    yield
+    app.conf.update(CELERY_TASK_ALWAYS_EAGER=False)
+
+
+@pytest.fixture
 def unique_name() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 

@@ -6,6 +6,7 @@ running local stack is left undisturbed.
 """
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("DJANGO_DEBUG", "true")
 
@@ -34,3 +35,10 @@ MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa:
 # Server threads started by tests (gRPC, live_server) close their connections after each call,
 # so the test database can be dropped at the end.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+# Celery tasks queued by tests go to their own Redis database, away from a running stack's
+# workers (a test that needs a worker starts one with these settings).
+CELERY_BROKER_URL = os.environ.get(
+    "TEST_CELERY_BROKER_URL",
+    urlunsplit(urlsplit(REDIS_URL)._replace(path="/15")),  # noqa: F405
+)

@@ -37,6 +37,10 @@ class Delivery(models.Model):
     partition_key = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # attempts made before the last operator retry or replay: the retry schedule starts over
+    attempts_before_replay = models.PositiveIntegerField(default=0)
+    # pending: when the sweeper queues it (again) if no task took it; retrying: when it is due;
+    # in flight: when the claim lapses (the worker died) and the sweeper takes it back
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -70,10 +74,21 @@ class Delivery(models.Model):
             models.Index(fields=["subscription", "-created_at"], name="delivery_sub_time"),
             # every delivery of one event
             models.Index(fields=["event_id"], name="delivery_event"),
+            # ordered subscriptions: the earlier unfinished deliveries of a partition key
+            models.Index(
+                fields=["subscription", "partition_key", "id"],
+                name="delivery_unfinished_key",
+                condition=models.Q(status__in=["pending", "retrying", "in_flight", "held"]),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} → {self.subscription_id} ({self.status})"
+
+    @property
+    def message_id(self) -> str:
+        """The ``webhook-id``: the same for every attempt, retry and replay of the delivery."""
+        return f"msg_{self.pk}"
 
     @property
     def is_final(self) -> bool:
@@ -88,6 +103,7 @@ class DeliveryAttempt(models.Model):
         CONNECTION = "connection", "Connection"
         DNS = "dns", "DNS"
         TLS = "tls", "TLS"
+        HTTP_3XX = "http_3xx", "HTTP 3xx (redirects are not followed)"
         HTTP_4XX = "http_4xx", "HTTP 4xx"
         HTTP_5XX = "http_5xx", "HTTP 5xx"
         REFUSED_URL = "refused_url", "Refused URL"

@@ -76,13 +76,39 @@ def check_url(url: str) -> list[IPAddress]:
     except ValueError as exc:
         raise UnsafeURL(f"invalid port: {exc}") from exc
     addresses = resolve(parts.hostname, port)
-    networks = allowed_networks()
     for address in addresses:
-        if any(address in network for network in networks):
-            continue
-        if is_forbidden_address(address):
-            raise UnsafeURL(
-                f"{parts.hostname} resolves to {address}, a private, loopback or reserved "
-                "address; allow its network in WEBHOOK_ALLOWED_NETWORKS to use it"
-            )
+        if not is_allowed_address(address):
+            raise UnsafeURL(refusal(parts.hostname, address))
     return addresses
+
+
+def is_allowed_address(address: IPAddress) -> bool:
+    """Whether a connection to ``address`` may be made (public, or in the allow-list)."""
+    address = unmapped(address)
+    return any(address in network for network in allowed_networks()) or not (
+        is_forbidden_address(address)
+    )
+
+
+def refusal(host: str, address: IPAddress) -> str:
+    return (
+        f"{host} resolves to {address}, a private, loopback or reserved "
+        "address; allow its network in WEBHOOK_ALLOWED_NETWORKS to use it"
+    )
+
+
+def check_literal(url: str) -> None:
+    """At send time: refuse a URL of another scheme or whose host is a forbidden IP literal.
+
+    Host names are checked by the sender's resolver on the very addresses it connects to, so a
+    DNS answer that changed since the subscription was saved cannot slip through.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise UnsafeURL("only http and https URLs with a host are allowed")
+    try:
+        address = ipaddress.ip_address(parts.hostname.split("%")[0])
+    except ValueError:
+        return
+    if not is_allowed_address(address):
+        raise UnsafeURL(refusal(parts.hostname, address))

@@ -1,0 +1,208 @@
+"""The one outbound HTTP sender of webhooks.
+
+Every process has one event loop thread with one pooled aiohttp session, so a Celery worker
+thread hands over a batch of requests and hundreds of them are in flight at once: a slow
+endpoint costs a connection and a timer, not a worker. Redirects are never followed, each
+request has its own total timeout, and the session's resolver drops loopback, private,
+link-local and reserved addresses (unless allowed in settings) from every DNS answer before a
+connection is made, so the guard applies to the addresses actually used. IP literals, which
+skip the resolver, are checked before the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from aiohttp.resolver import ThreadedResolver
+from django.conf import settings
+
+from webhooks import ssrf
+
+logger = logging.getLogger(__name__)
+
+BODY_EXCERPT_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one request came to: a response (``status``) or an error (``error_class``)."""
+
+    status: int | None
+    body: str
+    duration_ms: int
+    error_class: str = ""
+    error: str = ""
+    retry_after: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class GuardedResolver(ThreadedResolver):
+    """A resolver that keeps only the addresses webhooks may connect to."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[dict[str, Any]]:
+        answers = await super().resolve(host, port, family)
+        allowed = [a for a in answers if ssrf.is_allowed_address(ipaddress.ip_address(a["host"]))]
+        if not allowed:
+            raise ssrf.UnsafeURL(ssrf.refusal(host, ipaddress.ip_address(answers[0]["host"])))
+        return allowed
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(tz=UTC)).total_seconds())
+
+
+def _error_class(exc: BaseException) -> str:
+    if isinstance(exc, ssrf.UnsafeURL):
+        return "refused_url"
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls"
+    return "connection"
+
+
+class Sender:
+    """The process's event loop thread and HTTP session."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="webhook-sender", daemon=True)
+        self._failure: BaseException | None = None
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise RuntimeError("the webhook sender could not start") from self._failure
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._session = self._loop.run_until_complete(self._open())
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        finally:
+            self._ready.set()
+        self._loop.run_forever()
+
+    async def _open(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=settings.WEBHOOK_MAX_IN_FLIGHT,
+                limit_per_host=settings.WEBHOOK_MAX_PER_ENDPOINT,
+                resolver=GuardedResolver(),
+                ttl_dns_cache=10,
+            ),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Content-Type"),
+        )
+
+    async def _send(self, request: OutboundRequest) -> Outcome:
+        started = time.monotonic()
+        try:
+            ssrf.check_literal(request.url)
+            async with self._session.post(
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=request.timeout),
+            ) as response:
+                excerpt = await response.content.read(BODY_EXCERPT_BYTES)
+                return Outcome(
+                    status=response.status,
+                    body=excerpt.decode("utf-8", errors="replace"),
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
+            error_class = _error_class(exc)
+            detail = str(exc) or type(exc).__name__
+            if error_class == "timeout":
+                detail = f"no answer within {request.timeout:g} s"
+            return Outcome(
+                status=None,
+                body="",
+                duration_ms=int((time.monotonic() - started) * 1000),
+                error_class=error_class,
+                error=detail[:500],
+            )
+
+    async def _send_all(self, requests: list[OutboundRequest]) -> list[Outcome]:
+        return list(await asyncio.gather(*(self._send(r) for r in requests)))
+
+    def send_many(self, requests: list[OutboundRequest]) -> list[Outcome]:
+        """Send concurrently and wait for every outcome (in the order of ``requests``)."""
+        if not requests:
+            return []
+        future = asyncio.run_coroutine_threadsafe(self._send_all(requests), self._loop)
+        return future.result(timeout=max(r.timeout for r in requests) + 30)
+
+    def close(self) -> None:
+        async def _close() -> None:
+            await self._session.close()
+
+        asyncio.run_coroutine_threadsafe(_close(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+_lock = threading.Lock()
+_sender: Sender | None = None
+_pid: int | None = None
+
+
+def get_sender() -> Sender:
+    """The process's sender, made on first use (and again in a forked child)."""
+    global _sender, _pid
+    with _lock:
+        if _sender is None or _pid != os.getpid():
+            _sender, _pid = Sender(), os.getpid()
+        return _sender
+
+
+def reset_sender() -> None:
+    """Close the sender (tests that change its settings, process shutdown)."""
+    global _sender
+    with _lock:
+        if _sender is not None and _pid == os.getpid():
+            _sender.close()
+        _sender = None

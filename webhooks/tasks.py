@@ -1,0 +1,21 @@
+"""Celery tasks of webhook delivery (thin: ids in, a service does the work).
+
+``deliver`` runs on the ``webhooks`` queue, whose workers use a thread pool: each task hands
+its batch to the process's sender, which keeps every request of every batch in flight at once.
+"""
+
+from celery import shared_task
+
+from webhooks.services import deliveries_send, deliveries_sweep
+
+
+@shared_task(ignore_result=True)
+def deliver(delivery_ids: list[int]) -> int:
+    """Send one batch of deliveries (of one subscription)."""
+    return deliveries_send(ids=delivery_ids)
+
+
+@shared_task(ignore_result=True)
+def sweep_deliveries() -> int:
+    """Queue due retries, and deliveries whose task or worker was lost."""
+    return deliveries_sweep()
