@@ -3,10 +3,10 @@
     python scripts/stack.py start|stop|status
 
 web (gunicorn on WEB_PORT, default 8000), the Celery worker (which also runs the pipeline
-consumer), Celery beat, the gRPC server (GRPC_PORT, default 50051) and Flower (FLOWER_PORT,
-default 5555). Each writes ``.run/<name>.log``
-and ``.run/<name>.pid``; ``start`` is idempotent and waits until ``/ready`` is green, ``stop``
-ends only what ``start`` started.
+consumer), the webhook delivery worker (queue ``webhooks``, a thread pool), Celery beat, the
+gRPC server (GRPC_PORT, default 50051) and Flower (FLOWER_PORT, default 5555). Each writes
+``.run/<name>.log`` and ``.run/<name>.pid``; ``start`` is idempotent and waits until ``/ready``
+is green, ``stop`` ends only what ``start`` started.
 """
 
 from __future__ import annotations
@@ -69,6 +69,22 @@ def processes() -> dict[str, list[str]]:
             "default@%h",
             # this worker also consumes the events topic: the pipeline bootstep
             "--pipeline",
+        ],
+        # webhook delivery: a thread pool whose tasks hand their batches to the process's
+        # sender, which keeps every request of every batch in flight at once
+        "webhooks": [
+            *celery,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "threads",
+            "--concurrency",
+            os.environ.get("WEBHOOK_WORKER_THREADS") or "16",
+            "--queues",
+            "webhooks",
+            "--hostname",
+            "webhooks@%h",
         ],
         "beat": [
             *celery,

@@ -274,7 +274,7 @@ def _claim(ids: list[int], now: datetime, lease_until: datetime) -> list[Claimed
         cursor.execute(
             f"""
             UPDATE {TABLE} d SET status = %s, attempts = d.attempts + 1,
-                next_attempt_at = %s, updated_at = %s
+                next_attempt_at = %s + make_interval(secs => s.timeout_seconds), updated_at = %s
             FROM {SUBSCRIPTIONS} s
             WHERE d.id = ANY(%s) AND s.id = d.subscription_id AND s.state = %s
               AND d.status = %s
@@ -365,7 +365,8 @@ def deliveries_send(*, ids: list[int]) -> int:
     now = timezone.now()
     with transaction.atomic():
         _hold_inactive(ids, now)
-        claimed = _claim(ids, now, now + _lease() + timedelta(seconds=120))
+        # the claim lapses a lease after the request's timeout: only a dead worker misses it
+        claimed = _claim(ids, now, now + _lease())
     if not claimed:
         return 0
     subscriptions = {
