@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventhub.settings")
 
@@ -28,3 +29,15 @@ def _add_pipeline_step(app: Celery) -> None:
 
 
 _add_pipeline_step(app)
+
+
+@worker_ready.connect
+def _serve_metrics(**kwargs) -> None:
+    """Workers expose their own Prometheus metrics (pipeline, webhook attempts) on
+    ``WORKER_METRICS_PORT`` when it is set: the web process cannot see their counters."""
+    from django.conf import settings
+
+    if settings.WORKER_METRICS_PORT:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_HOST)

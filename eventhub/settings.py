@@ -128,6 +128,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "republish-spooled-events": {"task": "events.tasks.republish_spooled", "schedule": 10.0},
 }
 
+# Each Celery worker serves its own /metrics on this port when set (0: off); `make up` gives
+# the pipeline worker 9101 and the webhook worker 9102.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+WORKER_METRICS_HOST = env_str("WORKER_METRICS_HOST", "127.0.0.1")
+
 # --- MongoDB -----------------------------------------------------------------------------------
 MONGO_URL = env_str("MONGO_URL", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
 MONGO_DB = env_str("MONGO_DB", "eventhub")

@@ -99,6 +99,28 @@ def processes() -> dict[str, list[str]]:
     }
 
 
+# Each Celery worker serves its own Prometheus metrics (the web's /metrics cannot see them).
+METRICS_PORTS = {
+    "worker": ("PIPELINE_METRICS_PORT", 9101),
+    "webhooks": ("WEBHOOK_METRICS_PORT", 9102),
+}
+
+
+def metrics_port(name: str) -> int | None:
+    if name not in METRICS_PORTS:
+        return None
+    variable, default = METRICS_PORTS[name]
+    return int(os.environ.get(variable) or default)
+
+
+def process_env(name: str) -> dict[str, str]:
+    env = dict(os.environ)
+    port = metrics_port(name)
+    if port:
+        env["WORKER_METRICS_PORT"] = str(port)
+    return env
+
+
 def grpc_port() -> int:
     return int(os.environ.get("GRPC_PORT") or 50051)
 
@@ -130,7 +152,7 @@ def start() -> int:
                 f"set {name.upper()}_PORT in .env to use another port"
             )
             return 1
-        pid = spawn(argv, pid_file=pid_file, log_file=log_file)
+        pid = spawn(argv, pid_file=pid_file, log_file=log_file, env=process_env(name))
         print(f"{name:<7} started (pid {pid}, log .run/{name}.log)")
     if not wait_for(lambda: ready()[0], timeout=60, interval=0.5):
         print("web     not ready after 60 s:")

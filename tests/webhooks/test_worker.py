@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def _database_url() -> str:
 class Worker:
     """A Celery worker of the ``webhooks`` queue in a subprocess, with the test settings."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_port: int = 0) -> None:
         self.name = f"test-webhooks-{uuid.uuid4().hex[:8]}@localhost"
         env = {
             **os.environ,
@@ -54,6 +55,7 @@ class Worker:
             "DATABASE_URL": _database_url(),
             "TEST_MONGO_DB": settings.MONGO_DB,
             "WEBHOOK_LEASE_SECONDS": str(settings.WEBHOOK_LEASE_SECONDS),
+            "WORKER_METRICS_PORT": str(metrics_port),
         }
         self.process = subprocess.Popen(
             [
@@ -85,8 +87,8 @@ def start_worker():
     celery_app.control.purge()  # the test broker's queues: nothing left from earlier tests
     workers: list[Worker] = []
 
-    def _start() -> Worker:
-        workers.append(Worker())
+    def _start(**options) -> Worker:
+        workers.append(Worker(**options))
         return workers[-1]
 
     yield _start
@@ -115,11 +117,11 @@ def wait_until(check, timeout: float = 30) -> bool:
 
 
 def test_published_events_reach_the_endpoint_through_the_worker(
-    topic, mongo_db, receiver, start_worker
+    topic, mongo_db, receiver, start_worker, free_port
 ):
     subscription = SubscriptionFactory(url=receiver.url(), event_types=["order.*"])
     secret = subscription_add_secret(subscription=subscription)
-    start_worker()
+    start_worker(metrics_port=free_port)
     envelopes = [
         {
             "id": str(uuid.uuid4()),
@@ -142,6 +144,10 @@ def test_published_events_reach_the_endpoint_through_the_worker(
     )
     assert wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 30)
     assert len(receiver.received) == 30  # each sent once
+    # the worker's own metrics endpoint counts what it sent
+    with urllib.request.urlopen(f"http://127.0.0.1:{free_port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'webhook_attempts_total{outcome="success"} 30.0' in metrics
 
 
 def test_a_delivery_whose_worker_was_killed_mid_request_is_sent_again(
