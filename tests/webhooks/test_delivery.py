@@ -10,8 +10,11 @@ import json
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -32,6 +35,7 @@ from webhooks.services import (
 )
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -182,6 +186,10 @@ def test_410_disables_the_subscription_and_the_delivery_goes_to_the_dlq(receiver
     assert published["delivery_id"] == delivery.pk
     assert published["subscription"]["id"] == subscription.pk
     assert published["event"]["id"] == event_id and published["last_status_code"] == 410
+    # the message is what asyncapi.yaml documents
+    spec = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
+    schema = spec["components"]["messages"]["DeadDelivery"]["payload"]
+    jsonschema.validate(published, {**schema, "components": spec["components"]})
 
 
 def test_other_4xx_end_the_delivery_at_once(receiver, store):
