@@ -26,6 +26,8 @@ urlpatterns = [
     path("api/v1/auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/v1/", include("events.api.urls")),
     path("api/v1/", include("rules.api.urls")),
+    path("api/v1/", include("subscriptions.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

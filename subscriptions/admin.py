@@ -1,9 +1,12 @@
-"""Admin for subscribers, subscriptions and (read-only) signing secrets."""
+"""Admin for subscribers, subscriptions (health, test events, state and secret actions) and
+(read-only) signing secrets."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db import transaction
+from django.db.models import Count, F, FloatField, QuerySet
+from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest
 
 from subscriptions.models import SigningSecret, Subscriber, Subscription
@@ -12,6 +15,7 @@ from subscriptions.services import (
     subscription_rotate_secret,
     subscription_set_state,
 )
+from webhooks.services import subscription_release_held, subscription_send_test
 
 SECRET_NOTICE = "(copy it now: it will not be shown again)"
 
@@ -55,6 +59,30 @@ class SigningSecretInline(admin.TabularInline):
         return False
 
 
+class HealthFilter(admin.SimpleListFilter):
+    """The endpoints an operator looks for: failing now, disabled, or healthy."""
+
+    title = "health"
+    parameter_name = "health"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [
+            ("failing", "Failing (last attempts failed)"),
+            ("disabled", "Disabled"),
+            ("healthy", "Healthy"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        active = queryset.filter(state=Subscription.State.ACTIVE)
+        if self.value() == "failing":
+            return active.filter(consecutive_failures__gt=0)
+        if self.value() == "disabled":
+            return queryset.filter(state=Subscription.State.DISABLED)
+        if self.value() == "healthy":
+            return active.filter(consecutive_failures=0)
+        return None
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     list_display = [
@@ -62,18 +90,48 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "subscriber",
         "url",
         "state",
+        "last_success_at",
+        "consecutive_failures",
+        "success_rate_column",
         "output_format",
         "ordered",
         "rate_limit_per_second",
         "updated_at",
     ]
-    list_filter = ["state", "output_format", "ordered", "subscriber"]
-    search_fields = ["name", "url", "subscriber__name", "state_reason"]
+    list_filter = [HealthFilter, "state", "output_format", "ordered", "subscriber"]
+    search_fields = ["name", "url", "subscriber__name", "state_reason", "last_error"]
     list_select_related = ["subscriber"]
     autocomplete_fields = ["subscriber"]
-    readonly_fields = ["state_reason", "state_changed_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "state_reason",
+        "state_changed_at",
+        "consecutive_failures",
+        "failing_since",
+        "last_error",
+        "last_error_at",
+        "last_success_at",
+        "success_rate_column",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [SigningSecretInline]
-    actions = ["pause", "resume", "rotate_secret"]
+    actions = ["send_test", "pause", "resume", "resume_and_release", "rotate_secret"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        # attempts answered 2xx over attempts made; NULL before the first attempt
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _success_rate=Cast("attempts_succeeded", FloatField())
+                / NullIf(Cast(F("attempts_total"), FloatField()), 0.0)
+            )
+        )
+
+    @admin.display(description="success rate", ordering="_success_rate")
+    def success_rate_column(self, obj: Subscription) -> str:
+        rate = obj.success_rate
+        return "–" if rate is None else f"{rate:.1%}"
 
     def save_model(self, request: HttpRequest, obj: Subscription, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -105,6 +163,42 @@ class SubscriptionAdmin(admin.ModelAdmin):
             )
             count += 1
         self.message_user(request, f"Resumed {count} subscription(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume and release held deliveries", permissions=["change"])
+    def resume_and_release(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        resumed = released = 0
+        for subscription in queryset:
+            with transaction.atomic():
+                if not subscription.is_active:
+                    subscription_set_state(
+                        subscription=subscription,
+                        state=Subscription.State.ACTIVE,
+                        actor=request.user,
+                    )
+                    resumed += 1
+                released += subscription_release_held(subscription=subscription, actor=request.user)
+        self.message_user(
+            request,
+            f"Resumed {resumed} subscription(s); released {released} held deliveries.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Send test event", permissions=["change"])
+    def send_test(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        for subscription in queryset.prefetch_related("secrets"):
+            delivery = subscription_send_test(subscription=subscription, actor=request.user)
+            if delivery.status == delivery.Status.SUCCEEDED:
+                self.message_user(
+                    request,
+                    f"Test event to {subscription}: delivered (HTTP {delivery.last_status_code}).",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Test event to {subscription} failed: {delivery.last_error}",
+                    messages.ERROR,
+                )
 
     @admin.action(description="Rotate signing secret", permissions=["change"])
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

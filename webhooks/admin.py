@@ -1,8 +1,13 @@
-"""Admin for deliveries (with their attempts inline) and delivery attempts."""
+"""Admin for deliveries (with their attempts inline, retry and replay actions) and attempts."""
 
-from django.contrib import admin
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from webhooks.models import Delivery, DeliveryAttempt
+from webhooks.services import DeliveryNotRetryable, delivery_retry
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -59,9 +64,45 @@ class DeliveryAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     inlines = [DeliveryAttemptInline]
+    actions = ["retry_selected", "replay_dead"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def _retry(self, request: HttpRequest, deliveries: QuerySet[Delivery]) -> tuple[int, int]:
+        """Retry each delivery; returns (queued, skipped because not retryable)."""
+        queued = skipped = 0
+        for delivery in deliveries.order_by("id"):
+            try:
+                delivery_retry(delivery=delivery, actor=request.user)
+            except DeliveryNotRetryable:
+                skipped += 1
+            else:
+                queued += 1
+        return queued, skipped
+
+    @admin.action(description="Retry selected deliveries", permissions=["change"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        queued, skipped = self._retry(request, queryset)
+        self.message_user(request, f"Queued {queued} deliveries for retry.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {skipped} that cannot be retried (only dead, retrying, held or "
+                "cancelled deliveries can).",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Replay selected dead deliveries", permissions=["change"])
+    def replay_dead(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        dead = queryset.filter(status=Delivery.Status.DEAD)
+        others = queryset.count() - dead.count()
+        queued, skipped = self._retry(request, dead)
+        self.message_user(request, f"Replayed {queued} dead deliveries.", messages.SUCCESS)
+        if others + skipped:
+            self.message_user(
+                request, f"Skipped {others + skipped} that are not dead.", messages.WARNING
+            )
 
 
 @admin.register(DeliveryAttempt)

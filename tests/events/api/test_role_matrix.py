@@ -22,8 +22,12 @@ ENDPOINTS = [
     ("post", "/api/v1/event-types", NEW_TYPE, "admin"),
     ("patch", "/api/v1/event-types/payment.failed", {"description": "x"}, "admin"),
     ("get", "/api/v1/rules", None, "reader"),
-    ("post", "/api/v1/rules", {"name": "r", "conditions": {}, "actions": [{"type": "notify"}]},
-     "admin"),
+    (
+        "post",
+        "/api/v1/rules",
+        {"name": "r", "conditions": {}, "actions": [{"type": "notify"}]},
+        "admin",
+    ),
 ]
 CALLERS = ["anonymous", "reader", "writer", "admin", "expired", "forged"]
 RANK = {"reader": 1, "writer": 2, "admin": 3}

@@ -1,0 +1,1 @@
+"""REST API of subscribers and subscriptions, with the operator actions on a subscription."""

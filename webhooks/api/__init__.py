@@ -1,0 +1,1 @@
+"""REST API of deliveries: list, inspect, retry and replay."""

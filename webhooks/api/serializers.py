@@ -1,0 +1,112 @@
+"""Serializers of the deliveries API: deliveries with their attempts, and the replay request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from subscriptions.models import Subscription
+from webhooks.durations import InvalidDuration, parse_duration
+from webhooks.models import Delivery, DeliveryAttempt
+from webhooks.services import RETRYABLE
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "example": "2h"}, {"type": "integer", "minimum": 1}],
+        "description": "A duration: seconds, or a number and a unit (90s, 30m, 2h, 1d, 1w).",
+    }
+)
+class DurationField(serializers.Field):
+    """A duration written as ``"2h"`` or as seconds; ``timedelta`` inside."""
+
+    def __init__(self, *, allow_zero: bool = False, **kwargs: Any) -> None:
+        self.allow_zero = allow_zero
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> timedelta:
+        try:
+            return parse_duration(data, allow_zero=self.allow_zero)
+        except InvalidDuration as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def to_representation(self, value: timedelta) -> int:
+        return int(value.total_seconds())
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = [
+            "number",
+            "created_at",
+            "response_status",
+            "error_class",
+            "duration_ms",
+            "response_body",
+            "request_headers",
+        ]
+        read_only_fields = fields
+
+
+DELIVERY_FIELDS = [
+    "id",
+    "message_id",
+    "event_id",
+    "event_type",
+    "subscription",
+    "rule",
+    "partition_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "is_test",
+    "created_at",
+    "updated_at",
+    "delivered_at",
+]
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    message_id = serializers.CharField(
+        read_only=True, help_text="The webhook-id: the same for every attempt and replay."
+    )
+
+    class Meta:
+        model = Delivery
+        fields = DELIVERY_FIELDS
+        read_only_fields = fields
+
+
+class DeliveryDetailSerializer(DeliverySerializer):
+    """A delivery with every HTTP request made for it, oldest first."""
+
+    attempts_made = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta(DeliverySerializer.Meta):
+        fields = [*DELIVERY_FIELDS, "attempts_made"]
+        read_only_fields = fields
+
+
+class ReplayRequestSerializer(serializers.Serializer):
+    since = DurationField(help_text="How far back: deliveries that reached the status since then.")
+    status = serializers.ChoiceField(
+        choices=sorted(s.value for s in RETRYABLE),
+        default=Delivery.Status.DEAD,
+        help_text="Usually dead.",
+    )
+    subscription = serializers.PrimaryKeyRelatedField(
+        queryset=Subscription.objects.all(), required=False, allow_null=True
+    )
+    event_type = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    dry_run = serializers.BooleanField(default=False, help_text="Only count them.")
+
+
+class ReplayResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Deliveries queued (or that would be, dry run).")
+    dry_run = serializers.BooleanField()

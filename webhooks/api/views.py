@@ -1,0 +1,118 @@
+"""Deliveries: readers list and inspect them; admins retry one or replay the dead-letter queue."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.permissions import ReadOrAdmin
+from accounts.throttling import ReadRateThrottle
+from events.api.views import problems
+from webhooks.api import schema  # noqa: F401 - registers the OpenAPI shape of a delivery detail
+from webhooks.api.serializers import (
+    DeliveryDetailSerializer,
+    DeliverySerializer,
+    ReplayRequestSerializer,
+    ReplayResultSerializer,
+)
+from webhooks.models import Delivery
+from webhooks.services import deliveries_replay, delivery_retry
+
+READ_PROBLEMS = problems(s401="Not authenticated", s403="Role not allowed")
+ADMIN_PROBLEMS = problems(s401="Not authenticated", s403="Needs the admin role")
+
+
+class DeliveryPagination(CursorPagination):
+    """Newest first, ``limit`` per page (at most 500), ``cursor`` for the next page."""
+
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List deliveries, newest first",
+        parameters=[OpenApiParameter("limit", int, description="Per page: 1 to 500, default 50.")],
+        responses={
+            200: DeliverySerializer(many=True),
+            **READ_PROBLEMS,
+            **problems(s400="Bad filter"),
+        },
+    ),
+    retrieve=extend_schema(
+        summary="One delivery with every attempt made",
+        responses={
+            200: DeliveryDetailSerializer,
+            **READ_PROBLEMS,
+            **problems(s404="No such delivery"),
+        },
+    ),
+)
+class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Delivery.objects.all()
+    permission_classes = [ReadOrAdmin]
+    throttle_classes = [ReadRateThrottle]
+    pagination_class = DeliveryPagination
+    filterset_fields = ["status", "subscription", "event_type", "event_id", "is_test"]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        queryset = super().get_queryset()
+        if self.action == "list":
+            return queryset
+        return queryset.prefetch_related("attempts_made")
+
+    def get_serializer_class(self):
+        return DeliverySerializer if self.action == "list" else DeliveryDetailSerializer
+
+    @extend_schema(
+        summary="Queue a delivery for another attempt now",
+        description=(
+            "Dead, retrying, held or cancelled deliveries only; the retry schedule starts over "
+            "and the webhook-id stays the same. A held delivery is sent once its subscription "
+            "is active."
+        ),
+        request=None,
+        responses={
+            202: DeliveryDetailSerializer,
+            **ADMIN_PROBLEMS,
+            **problems(s404="No such delivery", s409="Not retryable in its status"),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        delivery = delivery_retry(delivery=self.get_object(), actor=request.user)
+        return Response(DeliveryDetailSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Replay the dead-letter queue (or another retryable status)",
+        description=(
+            "Queues again every delivery in `status` that got there within `since` (e.g. `2h` "
+            "or seconds), optionally of one subscription or event type. `dry_run` only counts "
+            "them. Each replay is written to the audit log."
+        ),
+        request=ReplayRequestSerializer,
+        responses={200: ReplayResultSerializer, **ADMIN_PROBLEMS, **problems(s400="Bad request")},
+    )
+    @action(detail=False, methods=["post"])
+    def replay(self, request: Request) -> Response:
+        params = ReplayRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        subscription = data.get("subscription")
+        count = deliveries_replay(
+            since=data["since"],
+            status=data["status"],
+            subscription_id=subscription.pk if subscription else None,
+            event_type=data.get("event_type") or None,
+            dry_run=data["dry_run"],
+            actor=request.user,
+        )
+        return Response(ReplayResultSerializer({"count": count, "dry_run": data["dry_run"]}).data)
