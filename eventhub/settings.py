@@ -200,6 +200,8 @@ WEBHOOK_MAX_PER_ENDPOINT = env_int("WEBHOOK_MAX_PER_ENDPOINT", 100, minimum=1)
 # A queued delivery no task took within this many seconds is queued again by the sweeper.
 WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60, minimum=5)
 WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 1.0)
+# A test event sent from admin or the API waits at most this long (the web request waits too).
+WEBHOOK_TEST_TIMEOUT = env_int("WEBHOOK_TEST_TIMEOUT", 20, minimum=1)
 # The circuit breaker disables a subscription after this many failed attempts in a row
 # spanning at least this many seconds (its new deliveries are held, not dropped).
 WEBHOOK_BREAKER_FAILURES = env_int("WEBHOOK_BREAKER_FAILURES", 50, minimum=1)

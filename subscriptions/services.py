@@ -49,6 +49,7 @@ def subscription_rotate_secret(
     return secret
 
 
+@transaction.atomic
 def subscription_set_state(
     *,
     subscription: Subscription,

@@ -74,6 +74,12 @@ class Delivery(models.Model):
             models.Index(fields=["subscription", "-created_at"], name="delivery_sub_time"),
             # every delivery of one event
             models.Index(fields=["event_id"], name="delivery_event"),
+            # the DLQ's recent past: dead deliveries by when they died (list_dlq, replay)
+            models.Index(
+                fields=["updated_at"],
+                name="delivery_dead_time",
+                condition=models.Q(status="dead"),
+            ),
             # ordered subscriptions: the earlier unfinished deliveries of a partition key
             models.Index(
                 fields=["subscription", "partition_key", "id"],
