@@ -27,6 +27,29 @@ def mongo_db():
 
 
 @pytest.fixture
+def store_event(mongo_db):
+    """Store an event in MongoDB as the pipeline does (a ``payment.failed`` unless told
+    otherwise by keyword); returns its id."""
+    from events.documents import event_document
+
+    def _store(**fields) -> str:
+        envelope = {
+            "id": str(uuid.uuid4()),
+            "source": "/test",
+            "specversion": "1.0",
+            "type": "payment.failed",
+            "time": "2026-11-20T10:00:00Z",
+            "subject": "user-1",
+            "data": {"amount": 5, "currency": "EUR"},
+            **fields,
+        }
+        mongo_db[mongo.EVENTS].insert_one(event_document(envelope, retention_days=7))
+        return envelope["id"]
+
+    return _store
+
+
+@pytest.fixture
 def fresh_kafka_clients():
     """Drop cached Kafka clients before and after a test that changes Kafka settings."""
     kafka.reset_clients()

@@ -5,7 +5,6 @@ loopback."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,8 +14,6 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from accounts.models import AuditLog
-from eventhub import mongo
-from events.documents import event_document
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_add_secret
 from tests.subscriptions.factories import SubscriberFactory, SubscriptionFactory
@@ -416,23 +413,10 @@ def test_resume_without_release_keeps_them_held(client, credentials):
 
 
 def test_released_deliveries_reach_the_endpoint(
-    client, credentials, endpoint, mongo_db, eager_tasks, django_capture_on_commit_callbacks
+    client, credentials, endpoint, store_event, eager_tasks, django_capture_on_commit_callbacks
 ):
     subscription, secret = hooked(endpoint.url, state="paused")
-    event_id = str(uuid.uuid4())
-    mongo_db[mongo.EVENTS].insert_one(
-        event_document(
-            {
-                "id": event_id,
-                "source": "/test",
-                "specversion": "1.0",
-                "type": "payment.failed",
-                "time": "2026-11-20T10:00:00Z",
-                "data": {"amount": 1},
-            },
-            retention_days=7,
-        )
-    )
+    event_id = store_event(data={"amount": 1})
     delivery = DeliveryFactory(subscription=subscription, event_id=event_id, status="held")
 
     with django_capture_on_commit_callbacks(execute=True):

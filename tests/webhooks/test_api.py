@@ -3,15 +3,12 @@ PostgreSQL, MongoDB and Redis, with a real HTTP receiver for the sends."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from eventhub import mongo
-from events.documents import event_document
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_add_secret
 from tests.subscriptions.factories import SubscriptionFactory
@@ -22,25 +19,6 @@ from webhooks.models import Delivery
 pytestmark = pytest.mark.django_db
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def store(mongo_db):
-    """Store an event in MongoDB as the pipeline does; returns its id."""
-
-    def _store() -> str:
-        envelope = {
-            "id": str(uuid.uuid4()),
-            "source": "/test",
-            "specversion": "1.0",
-            "type": "payment.failed",
-            "time": "2026-11-20T10:00:00Z",
-            "data": {"amount": 5, "currency": "EUR"},
-        }
-        mongo_db[mongo.EVENTS].insert_one(event_document(envelope, retention_days=7))
-        return envelope["id"]
-
-    return _store
 
 
 def hooked(url: str) -> Subscription:
@@ -149,9 +127,9 @@ def test_an_unknown_delivery_is_a_404_problem(client, credentials):
 
 
 def test_admin_retry_sends_a_dead_delivery_again_with_the_same_webhook_id(
-    client, credentials, receiver, store, eager_tasks, django_capture_on_commit_callbacks
+    client, credentials, receiver, store_event, eager_tasks, django_capture_on_commit_callbacks
 ):
-    delivery = dead(hooked(receiver.url()), event_id=store())
+    delivery = dead(hooked(receiver.url()), event_id=store_event())
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/api/v1/deliveries/{delivery.pk}/retry", **credentials["admin"])
     assert response.status_code == 202
@@ -238,10 +216,10 @@ def test_replay_filters_by_subscription_and_event_type(client, credentials):
 
 
 def test_replayed_deliveries_are_sent_again(
-    client, credentials, receiver, store, eager_tasks, django_capture_on_commit_callbacks
+    client, credentials, receiver, store_event, eager_tasks, django_capture_on_commit_callbacks
 ):
     subscription = hooked(receiver.url())
-    deliveries = [dead(subscription, event_id=store()) for _ in range(3)]
+    deliveries = [dead(subscription, event_id=store_event()) for _ in range(3)]
     with django_capture_on_commit_callbacks(execute=True):
         response = replay(client, credentials, {"since": "30m"})
     assert response.json()["count"] == 3
@@ -253,10 +231,10 @@ def test_replayed_deliveries_are_sent_again(
 
 
 def test_replayed_deliveries_that_fail_again_go_back_to_retrying(
-    client, credentials, receiver, store, eager_tasks, django_capture_on_commit_callbacks
+    client, credentials, receiver, store_event, eager_tasks, django_capture_on_commit_callbacks
 ):
     subscription = hooked(receiver.url())
-    delivery = dead(subscription, event_id=store())
+    delivery = dead(subscription, event_id=store_event())
     receiver.reply("/hook", Reply(503))
     with django_capture_on_commit_callbacks(execute=True):
         replay(client, credentials, {"since": "30m"})

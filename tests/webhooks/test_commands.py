@@ -3,7 +3,6 @@ HTTP receiver for the replay that sends)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from io import StringIO
 
@@ -13,8 +12,6 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from accounts.models import AuditLog
-from eventhub import mongo
-from events.documents import event_document
 from subscriptions.services import subscription_add_secret
 from tests.subscriptions.factories import SubscriptionFactory
 from tests.webhooks.factories import DeliveryFactory
@@ -153,24 +150,11 @@ def test_replay_dlq_replays_another_status_when_asked():
 
 
 def test_replay_dlq_sends_the_deliveries_again(
-    receiver, mongo_db, eager_tasks, django_capture_on_commit_callbacks
+    receiver, store_event, eager_tasks, django_capture_on_commit_callbacks
 ):
     subscription = SubscriptionFactory(url=receiver.url())
     subscription_add_secret(subscription=subscription)
-    event_id = str(uuid.uuid4())
-    mongo_db[mongo.EVENTS].insert_one(
-        event_document(
-            {
-                "id": event_id,
-                "source": "/test",
-                "specversion": "1.0",
-                "type": "payment.failed",
-                "time": "2026-11-20T10:00:00Z",
-                "data": {"amount": 1},
-            },
-            retention_days=7,
-        )
-    )
+    event_id = store_event(data={"amount": 1})
     delivery = dead(subscription, event_id=event_id)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,8 +17,6 @@ import yaml
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from eventhub import mongo
-from events.documents import event_document
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_add_secret, subscription_rotate_secret
 from tests.conftest import find_in_topic
@@ -41,27 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 @pytest.fixture(autouse=True)
 def _eager(eager_tasks):
     """Queued delivery tasks run at once, in this process."""
-
-
-@pytest.fixture
-def store(mongo_db):
-    """Store an event in MongoDB as the pipeline does; returns its id."""
-
-    def _store(**fields) -> str:
-        envelope = {
-            "id": str(uuid.uuid4()),
-            "source": "/test",
-            "specversion": "1.0",
-            "type": "payment.failed",
-            "time": "2026-11-20T10:00:00Z",
-            "subject": "user-1",
-            "data": {"amount": 5, "currency": "EUR"},
-            **fields,
-        }
-        mongo_db[mongo.EVENTS].insert_one(event_document(envelope, retention_days=7))
-        return envelope["id"]
-
-    return _store
 
 
 def subscribed(url: str, **fields) -> tuple[Subscription, str]:
@@ -91,9 +67,9 @@ def sweep(django_capture_on_commit_callbacks) -> int:
         return deliveries_sweep()
 
 
-def test_it_delivers_a_signed_event_the_official_library_verifies(receiver, store):
+def test_it_delivers_a_signed_event_the_official_library_verifies(receiver, store_event):
     subscription, secret = subscribed(receiver.url(), headers={"Authorization": "Bearer s3"})
-    event_id = store(data={"amount": 12.5, "currency": "EUR"})
+    event_id = store_event(data={"amount": 12.5, "currency": "EUR"})
     delivery = pending(subscription, event_id, partition_key="user-1")
 
     assert deliveries_send(ids=[delivery.pk]) == 1
@@ -118,11 +94,11 @@ def test_it_delivers_a_signed_event_the_official_library_verifies(receiver, stor
 
 
 def test_it_retries_on_500_then_succeeds_with_the_same_webhook_id(
-    receiver, store, django_capture_on_commit_callbacks
+    receiver, store_event, django_capture_on_commit_callbacks
 ):
     subscription, secret = subscribed(receiver.url())
     receiver.reply("/hook", Reply(500, body=b"database down"))
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
 
     deliveries_send(ids=[delivery.pk])
     delivery.refresh_from_db()
@@ -147,10 +123,10 @@ def test_it_retries_on_500_then_succeeds_with_the_same_webhook_id(
     assert subscription.consecutive_failures == 0 and subscription.success_rate == 0.5
 
 
-def test_a_timeout_is_recorded_and_retried(receiver, store):
+def test_a_timeout_is_recorded_and_retried(receiver, store_event):
     subscription, _ = subscribed(receiver.url(), timeout_seconds=1)
     receiver.reply("/hook", Reply(200, delay=3))
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
 
     started = time.monotonic()
     deliveries_send(ids=[delivery.pk])
@@ -163,12 +139,14 @@ def test_a_timeout_is_recorded_and_retried(receiver, store):
     assert "no answer within 1 s" in delivery.last_error
 
 
-def test_410_disables_the_subscription_and_the_delivery_goes_to_the_dlq(receiver, store, dlq_topic):
+def test_410_disables_the_subscription_and_the_delivery_goes_to_the_dlq(
+    receiver, store_event, dlq_topic
+):
     subscription, _ = subscribed(receiver.url())
     receiver.reply("/hook", Reply(410))
-    event_id = store()
+    event_id = store_event()
     delivery = pending(subscription, event_id)
-    later = pending(subscription, store())
+    later = pending(subscription, store_event())
 
     deliveries_send(ids=[delivery.pk])
 
@@ -192,10 +170,10 @@ def test_410_disables_the_subscription_and_the_delivery_goes_to_the_dlq(receiver
     jsonschema.validate(published, {**schema, "components": spec["components"]})
 
 
-def test_other_4xx_end_the_delivery_at_once(receiver, store):
+def test_other_4xx_end_the_delivery_at_once(receiver, store_event):
     subscription, _ = subscribed(receiver.url())
     receiver.reply("/hook", Reply(400, body=b'{"error": "unknown field"}'))
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
 
     deliveries_send(ids=[delivery.pk])
 
@@ -205,12 +183,12 @@ def test_other_4xx_end_the_delivery_at_once(receiver, store):
     assert "unknown field" in delivery.last_error
 
 
-def test_429_retry_after_is_honoured_within_the_schedule(receiver, store):
+def test_429_retry_after_is_honoured_within_the_schedule(receiver, store_event):
     subscription, _ = subscribed(receiver.url(), retry_schedule=[5, 60, 600])
     receiver.reply(
         "/hook", Reply(429, headers={"Retry-After": "120"}), Reply(429, {"Retry-After": "99999"})
     )
-    first, second = pending(subscription, store()), pending(subscription, store())
+    first, second = pending(subscription, store_event()), pending(subscription, store_event())
 
     deliveries_send(ids=[first.pk, second.pk])
 
@@ -222,10 +200,10 @@ def test_429_retry_after_is_honoured_within_the_schedule(receiver, store):
     assert waits[1] in (599, 600)  # clamped to the schedule's longest wait
 
 
-def test_a_private_url_is_refused_at_send_time(receiver, store, settings):
+def test_a_private_url_is_refused_at_send_time(receiver, store_event, settings):
     subscription, _ = subscribed(receiver.url())
     settings.WEBHOOK_ALLOWED_NETWORKS = []  # loopback is no longer allowed
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
 
     deliveries_send(ids=[delivery.pk])
 
@@ -235,10 +213,10 @@ def test_a_private_url_is_refused_at_send_time(receiver, store, settings):
     assert "WEBHOOK_ALLOWED_NETWORKS" in delivery.last_error
 
 
-def test_during_rotation_both_secrets_verify(receiver, store):
+def test_during_rotation_both_secrets_verify(receiver, store_event):
     subscription, old = subscribed(receiver.url())
     new = subscription_rotate_secret(subscription=subscription, overlap=timedelta(hours=1))
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
 
     deliveries_send(ids=[delivery.pk])
 
@@ -248,10 +226,10 @@ def test_during_rotation_both_secrets_verify(receiver, store):
     assert Webhook(new).verify(request.body, request.headers)
 
 
-def test_after_the_overlap_only_the_new_secret_signs(receiver, store):
+def test_after_the_overlap_only_the_new_secret_signs(receiver, store_event):
     subscription, old = subscribed(receiver.url())
     new = subscription_rotate_secret(subscription=subscription, overlap=timedelta(0))
-    deliveries_send(ids=[pending(subscription, store()).pk])
+    deliveries_send(ids=[pending(subscription, store_event()).pk])
 
     (request,) = receiver.wait_for(1)
     assert Webhook(new).verify(request.body, request.headers)
@@ -259,9 +237,9 @@ def test_after_the_overlap_only_the_new_secret_signs(receiver, store):
         Webhook(old).verify(request.body, request.headers)
 
 
-def test_cloudevents_subscriptions_get_binary_mode_headers(receiver, store):
+def test_cloudevents_subscriptions_get_binary_mode_headers(receiver, store_event):
     subscription, secret = subscribed(receiver.url(), output_format="cloudevents")
-    event_id = store(data={"amount": 7})
+    event_id = store_event(data={"amount": 7})
     deliveries_send(ids=[pending(subscription, event_id).pk])
 
     (request,) = receiver.wait_for(1)
@@ -273,10 +251,10 @@ def test_cloudevents_subscriptions_get_binary_mode_headers(receiver, store):
 
 
 def test_the_rate_limit_spreads_deliveries_and_fails_none(
-    receiver, store, clean_redis, django_capture_on_commit_callbacks
+    receiver, store_event, clean_redis, django_capture_on_commit_callbacks
 ):
     subscription, _ = subscribed(receiver.url(), rate_limit_per_second=4)
-    deliveries = [pending(subscription, store()) for _ in range(12)]
+    deliveries = [pending(subscription, store_event()) for _ in range(12)]
 
     assert deliveries_send(ids=[d.pk for d in deliveries]) == 4
     deadline = time.monotonic() + 20
@@ -294,14 +272,14 @@ def test_the_rate_limit_spreads_deliveries_and_fails_none(
 
 
 def test_an_ordered_key_waits_while_another_key_flows(
-    receiver, store, django_capture_on_commit_callbacks
+    receiver, store_event, django_capture_on_commit_callbacks
 ):
     subscription, _ = subscribed(receiver.url(), ordered=True)
     receiver.reply("/hook", Reply(503))  # the first request, a1, fails
-    a1 = pending(subscription, store(subject="a"), partition_key="a")
-    a2 = pending(subscription, store(subject="a"), partition_key="a")
-    b1 = pending(subscription, store(subject="b"), partition_key="b")
-    b2 = pending(subscription, store(subject="b"), partition_key="b")
+    a1 = pending(subscription, store_event(subject="a"), partition_key="a")
+    a2 = pending(subscription, store_event(subject="a"), partition_key="a")
+    b1 = pending(subscription, store_event(subject="b"), partition_key="b")
+    b2 = pending(subscription, store_event(subject="b"), partition_key="b")
 
     with django_capture_on_commit_callbacks(execute=True):
         deliveries_send(ids=[a1.pk, a2.pk, b1.pk, b2.pk])
@@ -321,11 +299,11 @@ def test_an_ordered_key_waits_while_another_key_flows(
 
 
 def test_replay_from_the_dlq_delivers_again_with_the_same_webhook_id(
-    receiver, store, dlq_topic, django_capture_on_commit_callbacks
+    receiver, store_event, dlq_topic, django_capture_on_commit_callbacks
 ):
     subscription, secret = subscribed(receiver.url(), retry_schedule=[])
     receiver.reply("/hook", Reply(503))
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
     deliveries_send(ids=[delivery.pk])
     delivery.refresh_from_db()
     assert delivery.status == "dead"  # an empty schedule: no retry
@@ -346,20 +324,20 @@ def test_replay_from_the_dlq_delivers_again_with_the_same_webhook_id(
 
 
 def test_the_circuit_breaker_disables_and_release_sends_what_was_held(
-    receiver, store, settings, django_capture_on_commit_callbacks
+    receiver, store_event, settings, django_capture_on_commit_callbacks
 ):
     settings.WEBHOOK_BREAKER_FAILURES = 3
     settings.WEBHOOK_BREAKER_SECONDS = 0
     subscription, _ = subscribed(receiver.url())
     receiver.reply("/hook", *[Reply(500)] * 3)
-    failing = [pending(subscription, store()) for _ in range(3)]
+    failing = [pending(subscription, store_event()) for _ in range(3)]
 
     deliveries_send(ids=[d.pk for d in failing])
 
     subscription.refresh_from_db()
     assert subscription.state == "disabled" and subscription.consecutive_failures == 3
     assert "3 failed attempts in a row" in subscription.state_reason
-    waiting = pending(subscription, store())
+    waiting = pending(subscription, store_event())
     assert deliveries_send(ids=[waiting.pk]) == 0
     waiting.refresh_from_db()
     assert waiting.status == "held"
@@ -385,9 +363,9 @@ def test_a_test_event_is_sent_at_once_and_never_retried(receiver):
     assert subscription.attempts_total == 0  # a test does not count against the endpoint
 
 
-def test_a_claimed_delivery_is_sent_once_even_if_queued_twice(receiver, store):
+def test_a_claimed_delivery_is_sent_once_even_if_queued_twice(receiver, store_event):
     subscription, _ = subscribed(receiver.url())
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
 
     assert deliveries_send(ids=[delivery.pk]) == 1
     assert deliveries_send(ids=[delivery.pk]) == 0
@@ -395,10 +373,10 @@ def test_a_claimed_delivery_is_sent_once_even_if_queued_twice(receiver, store):
 
 
 def test_a_worker_that_died_mid_send_is_taken_over_by_the_sweeper(
-    receiver, store, django_capture_on_commit_callbacks
+    receiver, store_event, django_capture_on_commit_callbacks
 ):
     subscription, _ = subscribed(receiver.url())
-    delivery = pending(subscription, store())
+    delivery = pending(subscription, store_event())
     # as a worker that claimed it and died leaves it: in flight, its lease lapsed
     Delivery.objects.filter(pk=delivery.pk).update(
         status="in_flight", attempts=1, next_attempt_at=timezone.now() - timedelta(seconds=1)
