@@ -197,6 +197,11 @@ WEBHOOK_TASK_BATCH = env_int("WEBHOOK_TASK_BATCH", 100, minimum=1)
 # Requests in flight at once per worker process, and per endpoint (host and port).
 WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 500, minimum=1)
 WEBHOOK_MAX_PER_ENDPOINT = env_int("WEBHOOK_MAX_PER_ENDPOINT", 100, minimum=1)
+# Delivery tasks return once their batch is handed to the sender; recorder threads write the
+# outcomes. At most this many batches are outstanding per worker process.
+WEBHOOK_RECORD_IN_BACKGROUND = env_bool("WEBHOOK_RECORD_IN_BACKGROUND", True)
+WEBHOOK_RECORDER_THREADS = env_int("WEBHOOK_RECORDER_THREADS", 4, minimum=1)
+WEBHOOK_MAX_BATCHES_IN_FLIGHT = env_int("WEBHOOK_MAX_BATCHES_IN_FLIGHT", 200, minimum=1)
 # A queued delivery no task took within this many seconds is queued again by the sweeper.
 WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60, minimum=5)
 WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 1.0)

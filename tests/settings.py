@@ -42,3 +42,7 @@ CELERY_BROKER_URL = os.environ.get(
     "TEST_CELERY_BROKER_URL",
     urlunsplit(urlsplit(REDIS_URL)._replace(path="/15")),  # noqa: F405
 )
+
+# Eager tasks in tests record outcomes before they return, so a test can look at once; the
+# worker started by tests/webhooks/test_worker.py records in the background, as in production.
+WEBHOOK_RECORD_IN_BACKGROUND = os.environ.get("WEBHOOK_RECORD_IN_BACKGROUND") == "true"

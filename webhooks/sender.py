@@ -18,10 +18,12 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.resolver import ThreadedResolver
@@ -124,10 +126,13 @@ class Sender:
         self._loop.run_forever()
 
     async def _open(self) -> aiohttp.ClientSession:
+        self._gates: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._in_flight = asyncio.Semaphore(settings.WEBHOOK_MAX_IN_FLIGHT)
         return aiohttp.ClientSession(
+            # the limits are the gates above, taken before a request's clock starts
             connector=aiohttp.TCPConnector(
-                limit=settings.WEBHOOK_MAX_IN_FLIGHT,
-                limit_per_host=settings.WEBHOOK_MAX_PER_ENDPOINT,
+                limit=0,
+                limit_per_host=0,
                 resolver=GuardedResolver(),
                 ttl_dns_cache=10,
             ),
@@ -135,24 +140,38 @@ class Sender:
             skip_auto_headers=("User-Agent", "Content-Type"),
         )
 
+    def _gate(self, url: str) -> asyncio.Semaphore:
+        """The endpoint's share of connections (host and port): requests wait here, before
+        their clock starts, so a queue of requests for one endpoint never times out there."""
+        parts = urlsplit(url)
+        key = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(settings.WEBHOOK_MAX_PER_ENDPOINT)
+        return gate
+
     async def _send(self, request: OutboundRequest) -> Outcome:
+        async with self._gate(request.url), self._in_flight:
+            return await self._post(request)
+
+    async def _post(self, request: OutboundRequest) -> Outcome:
         started = time.monotonic()
         try:
             ssrf.check_literal(request.url)
-            async with self._session.post(
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=request.timeout),
-            ) as response:
-                excerpt = await response.content.read(BODY_EXCERPT_BYTES)
-                return Outcome(
-                    status=response.status,
-                    body=excerpt.decode("utf-8", errors="replace"),
-                    duration_ms=int((time.monotonic() - started) * 1000),
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                )
+            async with asyncio.timeout(request.timeout):
+                async with self._session.post(
+                    request.url,
+                    data=request.body,
+                    headers=request.headers,
+                    allow_redirects=False,
+                ) as response:
+                    excerpt = await response.content.read(BODY_EXCERPT_BYTES)
+                    return Outcome(
+                        status=response.status,
+                        body=excerpt.decode("utf-8", errors="replace"),
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                    )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
             error_class = _error_class(exc)
             detail = str(exc) or type(exc).__name__
@@ -169,12 +188,16 @@ class Sender:
     async def _send_all(self, requests: list[OutboundRequest]) -> list[Outcome]:
         return list(await asyncio.gather(*(self._send(r) for r in requests)))
 
+    def submit(self, requests: list[OutboundRequest]) -> Future:
+        """Send concurrently; the future resolves to every outcome, in the order of
+        ``requests``, without the caller having to wait for it."""
+        return asyncio.run_coroutine_threadsafe(self._send_all(requests), self._loop)
+
     def send_many(self, requests: list[OutboundRequest]) -> list[Outcome]:
         """Send concurrently and wait for every outcome (in the order of ``requests``)."""
         if not requests:
             return []
-        future = asyncio.run_coroutine_threadsafe(self._send_all(requests), self._loop)
-        return future.result(timeout=max(r.timeout for r in requests) + 30)
+        return self.submit(requests).result()
 
     def close(self) -> None:
         async def _close() -> None:

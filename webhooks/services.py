@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -356,11 +359,13 @@ def _load_events(event_ids: list[str]) -> dict[str, dict[str, Any]]:
     return {document["event_id"]: envelope_of(document) for document in documents}
 
 
-def deliveries_send(*, ids: list[int]) -> int:
+def deliveries_send(*, ids: list[int], background: bool = False) -> int:
     """Claim, sign, send and record a batch of deliveries; returns how many were sent.
 
-    The requests go out concurrently through the process's sender. A worker that dies midway
-    leaves its claims to lapse; the sweeper then queues them again.
+    The requests go out concurrently through the process's sender. With ``background`` (the
+    Celery task) the outcomes are recorded by a recorder thread when they arrive and this
+    returns at once. A worker that dies midway leaves its claims to lapse; the sweeper then
+    queues them again.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -399,9 +404,65 @@ def deliveries_send(*, ids: list[int]) -> int:
         sendable.append(
             (item, OutboundRequest(subscription.url, body, headers, subscription.timeout_seconds))
         )
-    outcomes = get_sender().send_many([request for _, request in sendable])
-    _record(sendable, outcomes, subscriptions, events, missing)
+    requests = [request for _, request in sendable]
+    if not background:
+        _record(sendable, get_sender().send_many(requests), subscriptions, events, missing)
+        return len(sendable)
+    # The worker thread does not wait for the answers: a slow endpoint then holds connections
+    # and timers, not threads, and other batches keep flowing. A bounded number of batches is
+    # outstanding per process, so claims never wait long enough in memory for their lease to
+    # lapse; a process that dies with batches outstanding leaves them to the sweeper.
+    _outstanding().acquire()
+    try:
+        future = get_sender().submit(requests)
+    except Exception:
+        _outstanding().release()
+        raise
+    future.add_done_callback(
+        lambda done: _recorder().submit(
+            _record_when_done, done, sendable, subscriptions, events, missing
+        )
+    )
     return len(sendable)
+
+
+_recording_lock = threading.Lock()
+_recording: tuple[int, ThreadPoolExecutor, threading.BoundedSemaphore] | None = None
+
+
+def _recording_state() -> tuple[ThreadPoolExecutor, threading.BoundedSemaphore]:
+    global _recording
+    with _recording_lock:
+        if _recording is None or _recording[0] != os.getpid():
+            _recording = (
+                os.getpid(),
+                ThreadPoolExecutor(
+                    settings.WEBHOOK_RECORDER_THREADS, thread_name_prefix="webhook-recorder"
+                ),
+                threading.BoundedSemaphore(settings.WEBHOOK_MAX_BATCHES_IN_FLIGHT),
+            )
+        return _recording[1], _recording[2]
+
+
+def _recorder() -> ThreadPoolExecutor:
+    return _recording_state()[0]
+
+
+def _outstanding() -> threading.BoundedSemaphore:
+    return _recording_state()[1]
+
+
+def _record_when_done(done: Future, *args) -> None:
+    """Write the outcomes of a batch sent in the background (in a recorder thread)."""
+    close_old_connections()
+    try:
+        _record(args[0], done.result(), *args[1:])
+    except Exception:
+        # the claims stay in flight; the sweeper takes them back when their lease lapses
+        logger.exception("could not record the outcomes of %d deliveries", len(args[0]))
+    finally:
+        _outstanding().release()
+        close_old_connections()
 
 
 def _record(

@@ -1,18 +1,21 @@
 """Celery tasks of webhook delivery (thin: ids in, a service does the work).
 
 ``deliver`` runs on the ``webhooks`` queue, whose workers use a thread pool: each task hands
-its batch to the process's sender, which keeps every request of every batch in flight at once.
+its batch to the process's sender, which keeps every request of every batch in flight at once,
+and returns; recorder threads write the outcomes.
 """
 
 from celery import shared_task
+from django.conf import settings
 
 from webhooks.services import deliveries_send, deliveries_sweep
 
 
 @shared_task(ignore_result=True)
 def deliver(delivery_ids: list[int]) -> int:
-    """Send one batch of deliveries (of one subscription)."""
-    return deliveries_send(ids=delivery_ids)
+    """Send one batch of deliveries (of one subscription); the outcomes are recorded as they
+    arrive, without holding this worker thread."""
+    return deliveries_send(ids=delivery_ids, background=settings.WEBHOOK_RECORD_IN_BACKGROUND)
 
 
 @shared_task(ignore_result=True)

@@ -47,7 +47,7 @@ def _database_url() -> str:
 class Worker:
     """A Celery worker of the ``webhooks`` queue in a subprocess, with the test settings."""
 
-    def __init__(self, metrics_port: int = 0) -> None:
+    def __init__(self, metrics_port: int = 0, threads: int = 8) -> None:
         self.name = f"test-webhooks-{uuid.uuid4().hex[:8]}@localhost"
         env = {
             **os.environ,
@@ -56,11 +56,12 @@ class Worker:
             "TEST_MONGO_DB": settings.MONGO_DB,
             "WEBHOOK_LEASE_SECONDS": str(settings.WEBHOOK_LEASE_SECONDS),
             "WORKER_METRICS_PORT": str(metrics_port),
+            "WEBHOOK_RECORD_IN_BACKGROUND": "true",
         }
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "eventhub", "worker"),
-                *("--queues", "webhooks", "--pool", "threads", "--concurrency", "8"),
+                *("--queues", "webhooks", "--pool", "threads", "--concurrency", str(threads)),
                 *("--hostname", self.name, "--without-gossip", "--without-mingle"),
                 *("--loglevel", "WARNING"),
             ],
@@ -182,3 +183,36 @@ def test_a_delivery_whose_worker_was_killed_mid_request_is_sent_again(
     first_request, second_request = receiver.received
     assert first_request.headers["webhook-id"] == second_request.headers["webhook-id"]
     Webhook(secret).verify(second_request.body, second_request.headers)
+
+
+def test_a_slow_endpoint_does_not_hold_back_the_others(
+    receiver, store_event, start_worker, django_capture_on_commit_callbacks
+):
+    slow = SubscriptionFactory(url=receiver.url("/slow"), timeout_seconds=5)
+    fast = SubscriptionFactory(url=receiver.url("/fast"))
+    for subscription in (slow, fast):
+        subscription_add_secret(subscription=subscription)
+    receiver.reply("/slow", *[Reply(200, delay=8)] * 6)  # never within the timeout
+    start_worker(threads=2)  # fewer threads than slow batches
+    slow_rows = [(pending(slow, store_event()).pk, slow.pk) for _ in range(6)]
+    fast_rows = [(pending(fast, store_event()).pk, fast.pk) for _ in range(20)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        # six batches for the slow endpoint first, then the fast one's
+        for row in slow_rows:
+            deliveries_enqueue([row])
+        deliveries_enqueue(fast_rows)
+
+    started = time.monotonic()
+    assert len(receiver.wait_for(20, path="/fast", timeout=10)) == 20
+    assert time.monotonic() - started < 4  # not behind the slow batches' 5 s timeouts
+    assert wait_until(lambda: Delivery.objects.filter(status="succeeded").count() == 20)
+    assert wait_until(
+        lambda: Delivery.objects.filter(subscription=slow, status="retrying").count() == 6,
+        timeout=20,
+    )
+    assert set(
+        Delivery.objects.filter(subscription=slow).values_list(
+            "attempts_made__error_class", flat=True
+        )
+    ) == {"timeout"}
