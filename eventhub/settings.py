@@ -156,6 +156,8 @@ KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2, minimum=0)
 PIPELINE_GROUP_ID = env_str("PIPELINE_GROUP_ID", "eventhub-pipeline")
 PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 2000, minimum=1)
 PIPELINE_BATCH_TIMEOUT_MS = env_int("PIPELINE_BATCH_TIMEOUT_MS", 200, minimum=1)
+# Longest a fetch waits at the broker for new messages (librdkafka's fetch.wait.max.ms).
+PIPELINE_FETCH_WAIT_MS = env_int("PIPELINE_FETCH_WAIT_MS", 10, minimum=1)
 # Run the pipeline consumer inside every Celery worker (also: `celery worker --pipeline`).
 PIPELINE_IN_WORKER = env_bool("PIPELINE_IN_WORKER", False)
 # Retention of events whose type was deleted after they were published.

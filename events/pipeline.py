@@ -69,6 +69,9 @@ def consumer_config() -> dict[str, Any]:
         "heartbeat.interval.ms": max(1000, settings.KAFKA_SESSION_TIMEOUT_MS // 6),
         "max.poll.interval.ms": 300000,
         "fetch.min.bytes": 1,
+        # how long the broker may hold a fetch while waiting for data: librdkafka's 500 ms
+        # default is the pipeline's latency on brokers that hold it to the end (Tansu)
+        "fetch.wait.max.ms": settings.PIPELINE_FETCH_WAIT_MS,
     }
 
 
