@@ -56,7 +56,7 @@ class Worker:
             "TEST_MONGO_DB": settings.MONGO_DB,
             "WEBHOOK_LEASE_SECONDS": str(settings.WEBHOOK_LEASE_SECONDS),
             "WORKER_METRICS_PORT": str(metrics_port),
-            "WEBHOOK_RECORD_IN_BACKGROUND": "true",
+            "TEST_WEBHOOK_RECORD_IN_BACKGROUND": "true",
         }
         self.process = subprocess.Popen(
             [
