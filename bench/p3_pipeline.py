@@ -6,6 +6,10 @@ insert_many rate for the same documents in the same run (the ratio's limit).
 Runs against the local stack's services (``make services`` and ``make prepare`` first). It uses
 its own topic, consumer group, event type and 10 subscriptions (one matches each event through
 its filter), and removes its rows, documents and topic afterwards.
+
+The pipeline queues the ``deliver`` tasks of new deliveries after each commit, as in production:
+that cost is measured. The tasks go to Redis database 14 (``CELERY_BROKER_URL`` unless set), in a
+queue of this run's own that no worker reads, counted as Celery sends them and dropped at the end.
 """
 
 from __future__ import annotations
@@ -15,18 +19,23 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventhub.settings")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 import django  # noqa: E402
+import redis  # noqa: E402
+from celery.signals import after_task_publish  # noqa: E402
 
 django.setup()
 
 from django.conf import settings  # noqa: E402
 
 from eventhub import kafka, mongo  # noqa: E402
+from eventhub.celery import app as celery_app  # noqa: E402
 from events.documents import event_document  # noqa: E402
 from events.models import EventType  # noqa: E402
 from events.pipeline import PipelineConsumer  # noqa: E402
@@ -38,6 +47,21 @@ from webhooks.models import Delivery  # noqa: E402
 SUBSCRIPTIONS = 10
 
 
+def bench_envelopes(run: str, type_name: str, count: int) -> Iterator[dict]:
+    """The run's events, the same each time they are asked for; each matches one of the
+    subscriptions (``payload.n``)."""
+    for i in range(count):
+        yield {
+            "id": f"{run}-{i}",
+            "source": "/bench",
+            "specversion": "1.0",
+            "type": type_name,
+            "time": "2026-11-20T10:00:00Z",
+            "subject": f"user-{i % 1000}",
+            "data": {"n": i % SUBSCRIPTIONS, "amount": i, "note": "benchmark event"},
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
@@ -47,6 +71,10 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     settings.KAFKA_TOPIC_EVENTS = f"bench.{run}.events"
     settings.PIPELINE_GROUP_ID = f"bench-{run}"
+    # the deliver tasks go to a queue of the run's own: no worker takes them, none is lost
+    task_queue = f"bench.p3.{run}"
+    # (the settings are read under their CELERY_ names: the tests' eager_tasks does the same)
+    celery_app.conf.update(CELERY_TASK_ROUTES={"webhooks.tasks.deliver": {"queue": task_queue}})
     kafka.ensure_topics([kafka.TopicSpec(settings.KAFKA_TOPIC_EVENTS, settings.KAFKA_PARTITIONS)])
     type_name = f"bench.run_{run}"
     EventType.objects.create(name=type_name, schema={"type": "object"}, retention_days=1)
@@ -61,37 +89,43 @@ def main() -> None:
         )
         for k in range(SUBSCRIPTIONS)
     )
-    envelopes = [
-        {
-            "id": f"{run}-{i}",
-            "source": "/bench",
-            "specversion": "1.0",
-            "type": type_name,
-            "time": "2026-11-20T10:00:00Z",
-            "subject": f"user-{i % 1000}",
-            "data": {"n": i % SUBSCRIPTIONS, "amount": i, "note": "benchmark event"},
-        }
-        for i in range(args.events)
-    ]
     publisher = kafka.get_publisher()
     started = time.perf_counter()
-    for envelope in envelopes:
+    # made as they are sent, not kept: 100,000 envelopes held during the run would make every
+    # garbage collection of the pipeline's process walk them, a cost production does not have
+    for envelope in bench_envelopes(run, type_name, args.events):
         publisher.publish(
             settings.KAFKA_TOPIC_EVENTS, encode(envelope), key=envelope["subject"].encode()
         )
     publisher.flush(120)
     produce_rate = args.events / (time.perf_counter() - started)
+    tasks = 0
+
+    def count_task(sender: str | None = None, **kwargs: object) -> None:
+        nonlocal tasks
+        tasks += sender == "webhooks.tasks.deliver"
+
+    after_task_publish.connect(count_task, weak=False)
 
     consumer = PipelineConsumer(batch_size=args.batch_size)
+    load = os.getloadavg()[0]
     started = time.monotonic()
+    cpu_started = time.process_time()
     processed = consumer.run(max_events=args.events, idle_exit_seconds=20)
     finished = time.monotonic()
+    cpu_seconds = time.process_time() - cpu_started
     # the group join (about half the session timeout) happens once per consumer start
     join_seconds = consumer.first_batch_at - started
     pipeline_seconds = finished - consumer.first_batch_at
     deliveries = Delivery.objects.filter(subscription__subscriber=subscriber).count()
+    after_task_publish.disconnect(count_task)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(task_queue, f"_kombu.binding.{task_queue}")
+    broker.close()
 
-    documents = [event_document(e, retention_days=1) for e in envelopes]
+    documents = [
+        event_document(e, retention_days=1) for e in bench_envelopes(run, type_name, args.events)
+    ]
     scratch = mongo.get_db()[f"bench_{run}"]
     started = time.perf_counter()
     for offset in range(0, len(documents), args.batch_size):
@@ -101,12 +135,14 @@ def main() -> None:
     pipeline_rate = processed / pipeline_seconds
     insert_rate = len(documents) / insert_seconds
     print(f"events: {args.events}, batch size {args.batch_size}, {SUBSCRIPTIONS} subscriptions")
+    print(f"load average (1 min):   {load:10.2f} before the pipeline ran")
     print(f"produce (setup):        {produce_rate:10.0f} events/s")
     print(f"group join (once):      {join_seconds:10.2f} s")
     print(
         f"pipeline:               {pipeline_rate:10.0f} events/s ({processed} events in "
-        f"{pipeline_seconds:.2f} s after the join, {deliveries} deliveries)"
+        f"{pipeline_seconds:.2f} s after the join, {deliveries} deliveries, {tasks} tasks queued)"
     )
+    print(f"pipeline process CPU:   {cpu_seconds / processed * 1e6:10.0f} us/event")
     print(f"MongoDB insert_many:    {insert_rate:10.0f} docs/s")
     print(f"pipeline / insert_many: {pipeline_rate / insert_rate:10.1%}")
     assert deliveries == args.events, "each event should match exactly one subscription"

@@ -10,40 +10,54 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
-def _texts(value: Any) -> list[str]:
+def _texts(value: Any, found: list[str]) -> list[str]:
+    """Append the strings inside ``value`` (depth first, in order) to ``found``."""
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in _texts(item)]
-    if isinstance(value, list):
-        return [text for item in value for text in _texts(item)]
-    return []
+        found.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            if isinstance(item, str):
+                found.append(item)
+            elif isinstance(item, dict | list):
+                _texts(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, str):
+                found.append(item)
+            elif isinstance(item, dict | list):
+                _texts(item, found)
+    return found
 
 
 def event_document(
-    envelope: dict[str, Any], *, retention_days: int, received_at: datetime | None = None
+    envelope: dict[str, Any],
+    *,
+    retention_days: int,
+    received_at: datetime | None = None,
+    expires_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The MongoDB document of an envelope (``expires_at`` drives the TTL index)."""
+    """The MongoDB document of an envelope (``expires_at`` drives the TTL index; callers
+    storing a batch pass it, computed once from ``received_at`` and ``retention_days``)."""
     received_at = received_at or datetime.now(tz=UTC)
-    timestamp = datetime.fromisoformat(envelope["time"])
+    subject = envelope.get("subject")
     data = envelope.get("data")
     metadata = envelope.get("metadata") or {}
     return {
         "event_id": envelope["id"],
         "type": envelope["type"],
         "source": envelope["source"],
-        "subject": envelope.get("subject"),
-        "user_id": envelope.get("subject"),
+        "subject": subject,
+        "user_id": subject,
         "severity": envelope.get("severity"),
-        "timestamp": timestamp,
+        "timestamp": datetime.fromisoformat(envelope["time"]),
         "session_id": envelope.get("sessionid"),
         "trace_id": envelope.get("traceid"),
         "payload": data,
         "metadata": metadata,
-        "partition_key": envelope.get("partitionkey") or envelope.get("subject"),
+        "partition_key": envelope.get("partitionkey") or subject,
         "received_at": received_at,
-        "expires_at": received_at + timedelta(days=retention_days),
-        "search_text": " ".join(_texts(data) + _texts(metadata)),
+        "expires_at": expires_at or received_at + timedelta(days=retention_days),
+        "search_text": " ".join(_texts(metadata, _texts(data, []))),
     }
 
 

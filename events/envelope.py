@@ -32,6 +32,8 @@ STRING_ATTRIBUTES = (
     "datacontenttype",
 )
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+# "data" and the names every event carries, accepted without the pattern (which they all match)
+KNOWN_NAMES = frozenset((*STRING_ATTRIBUTES, "data", "specversion", "time", "severity", "metadata"))
 MAX_STRING = 1024
 
 
@@ -97,26 +99,29 @@ def _finish(envelope: dict[str, Any], *, default_source: str) -> dict[str, Any]:
     errors: list[dict[str, str]] = []
     if not envelope.get("type"):
         errors.append({"pointer": "/type", "detail": "is required"})
-    envelope.setdefault("id", str(uuid.uuid4()))
+    if "id" not in envelope:
+        envelope["id"] = str(uuid.uuid4())
     envelope.setdefault("source", default_source)
     envelope["specversion"] = SPECVERSION
     envelope.setdefault("datacontenttype", "application/json")
     for name in STRING_ATTRIBUTES:
-        if envelope.get(name) is not None:
-            try:
-                envelope[name] = _string(envelope[name], f"/{name}")
-            except EnvelopeError as exc:
-                errors.extend(exc.errors)
-    checks = (
-        ("time", lambda v: parse_time(v, "/time")),
-        ("severity", lambda v: _severity(v, "/severity")),
-    )
-    for name, check in checks:
-        if envelope.get(name) is not None:
-            try:
-                envelope[name] = check(envelope[name])
-            except EnvelopeError as exc:
-                errors.extend(exc.errors)
+        value = envelope.get(name)
+        if value is None or (type(value) is str and 0 < len(value) <= MAX_STRING):
+            continue  # absent, or a string as it should be (most are)
+        try:
+            envelope[name] = _string(value, f"/{name}")
+        except EnvelopeError as exc:
+            errors.extend(exc.errors)
+    if envelope.get("time") is not None:
+        try:
+            envelope["time"] = parse_time(envelope["time"], "/time")
+        except EnvelopeError as exc:
+            errors.extend(exc.errors)
+    if envelope.get("severity") is not None:
+        try:
+            envelope["severity"] = _severity(envelope["severity"], "/severity")
+        except EnvelopeError as exc:
+            errors.extend(exc.errors)
     if envelope.get("time") is None:
         envelope["time"] = now_rfc3339()
     metadata = envelope.get("metadata")
@@ -124,7 +129,9 @@ def _finish(envelope: dict[str, Any], *, default_source: str) -> dict[str, Any]:
         errors.append({"pointer": "/metadata", "detail": "must be an object"})
     if errors:
         raise EnvelopeError(errors)
-    return {key: value for key, value in envelope.items() if value is not None}
+    if None in envelope.values():
+        return {key: value for key, value in envelope.items() if value is not None}
+    return envelope
 
 
 def from_structured(document: Mapping[str, Any], *, default_source: str) -> dict[str, Any]:
@@ -135,7 +142,7 @@ def from_structured(document: Mapping[str, Any], *, default_source: str) -> dict
         raise EnvelopeError.at("/data_base64", "binary data is not accepted; send JSON data")
     envelope = dict(document)
     for name in envelope:
-        if name not in ("data",) and not EXTENSION_NAME.match(name):
+        if name not in KNOWN_NAMES and not EXTENSION_NAME.match(name):
             raise EnvelopeError.at(f"/{name}", "is not a valid CloudEvents attribute name")
     return _finish(envelope, default_source=default_source)
 

@@ -7,6 +7,12 @@ transaction (unique keys make a replayed batch add nothing), (4) queue the new d
 after commit, publish rule actions and quarantined messages to Kafka, (5) commit the offsets.
 A crash anywhere replays the batch.
 
+A batch goes through in chunks of a few hundred messages, so that the servers work while
+Python does: MongoDB stores a chunk's events (sent from threads of their own) and PostgreSQL
+inserts its deliveries (sent without waiting, in pipeline mode) while the next chunk is decoded
+and routed. Steps 1-3 keep their order for every event, and the transaction commits only once
+every chunk is stored in MongoDB: a delivery is never visible before its event.
+
 A message that cannot be parsed or validated goes to the quarantine topic with the reason and
 its original topic, partition and offset in headers, and the consumer moves on.
 
@@ -16,15 +22,23 @@ bootstep in ``events.bootsteps``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
+import orjson
+import psycopg
+from bson.raw_bson import RawBSONDocument
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -34,9 +48,9 @@ from pymongo.errors import BulkWriteError
 from eventhub import kafka, mongo
 from events.documents import event_document
 from events.envelope import EnvelopeError, from_structured, partition_key
-from events.registry import registry
+from events.registry import CompiledType, registry
 from events.services import encode, event_validate
-from rules.engine import RuleSet, rule_set_load, rules_stamp
+from rules.engine import Firing, RuleSet, rule_set_load, rules_stamp
 from rules.models import Rule, RuleMatch
 from subscriptions.routing import RoutingTable, routing_stamp, routing_table_load
 from webhooks.models import Delivery
@@ -48,6 +62,7 @@ EVENTS_CONSUMED = Counter("pipeline_events_total", "Events mirrored and routed b
 EVENTS_QUARANTINED = Counter("pipeline_quarantined_total", "Messages sent to quarantine")
 DUPLICATE_KEY = 11000
 DELIVERIES_CREATED = Counter("pipeline_deliveries_total", "Delivery rows written (new or not)")
+HELD, PENDING = str(Delivery.Status.HELD), str(Delivery.Status.PENDING)
 
 
 @dataclass
@@ -101,16 +116,38 @@ def quarantine_headers(message: Message, reason: str) -> list[tuple[str, bytes]]
     ]
 
 
-def decode(message: Message) -> tuple[dict[str, Any] | None, str]:
-    """The envelope of a message, or None and the reason it cannot be used."""
+# a run of 19 digits or more may be a number orjson reads differently (see ``loads``): found
+# as a run of "0" once every digit is mapped to "0" (a translate is far cheaper than a regex)
+DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+LONG_NUMBER = b"0" * 19
+
+
+def loads(value: bytes | None) -> Any:
+    """``json.loads``, through orjson (several times faster) where its answer is the same.
+    orjson refuses some of what json reads beyond the JSON grammar (NaN, a BOM, UTF-16, lone
+    surrogates): json reads those. It reads integers beyond 64 bits as floats, where json
+    keeps them whole: a message with a run of 19 digits or more goes to json directly."""
+    if isinstance(value, bytes) and LONG_NUMBER not in value.translate(DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass  # json has the last word, and words the reason
+    return json.loads(value)
+
+
+def decode(
+    message: Message, types: dict[str, CompiledType] | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """The envelope of a message, or None and the reason it cannot be used. ``types`` is the
+    registry's table for the batch (``registry.current()``); without it the registry is asked."""
     try:
-        document = json.loads(message.value())
+        document = loads(message.value())
     except (TypeError, ValueError, UnicodeDecodeError) as exc:
         return None, f"not JSON: {exc}"
     if not isinstance(document, dict):
         return None, "not an event envelope: the message is not a JSON object"
-    missing = [name for name in ("id", "source", "type") if not document.get(name)]
-    if missing:
+    if not (document.get("id") and document.get("source") and document.get("type")):
+        missing = [name for name in ("id", "source", "type") if not document.get(name)]
         # without them a replay could not be recognised as the same event
         return None, f"not an event envelope: missing {', '.join(missing)}"
     if "time" not in document:
@@ -121,7 +158,7 @@ def decode(message: Message) -> tuple[dict[str, Any] | None, str]:
         envelope = from_structured(document, default_source="")
     except EnvelopeError as exc:
         return None, f"not an event envelope: {exc}"
-    problems = event_validate(envelope)
+    problems = event_validate(envelope, lookup=None if types is None else types.get)
     if problems:
         return None, "; ".join(f"{p['pointer']}: {p['detail']}" for p in problems)
     return envelope, ""
@@ -129,16 +166,47 @@ def decode(message: Message) -> tuple[dict[str, Any] | None, str]:
 
 def mirror(documents: list[dict[str, Any]]) -> None:
     """Insert the documents that are not stored yet (the unique index on ``event_id`` refuses
-    the others): insert-if-absent at insert_many speed, several times faster than upserts."""
+    the others): insert-if-absent at insert_many speed, several times faster than upserts.
+
+    They are sent as encoded BSON: pymongo then neither adds ``_id`` to the caller's documents
+    (which may be routed meanwhile, on another thread) nor makes one per document in Python;
+    MongoDB gives each stored document its ``_id``, an ObjectId as ever."""
+    events = mongo.get_db()[mongo.EVENTS]
+    options = events.codec_options
     try:
-        mongo.get_db()[mongo.EVENTS].insert_many(documents, ordered=False)
+        events.insert_many(
+            [RawBSONDocument(bson.encode(d, codec_options=options)) for d in documents],
+            ordered=False,
+        )
     except BulkWriteError as exc:
         others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
         if others or exc.details.get("writeConcernErrors"):
             raise
-    finally:
-        for document in documents:
-            document.pop("_id", None)  # insert_many adds it; callers keep plain documents
+
+
+class Mirroring:
+    """The MongoDB inserts of one batch, a chunk at a time, on ``pool``'s threads (inline
+    without one). ``wait`` returns once every chunk is stored, or raises the first failure."""
+
+    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
+        self._pool = pool
+        self._futures: list[Future] = []
+
+    def send(self, documents: list[dict[str, Any]]) -> None:
+        if not documents:
+            return
+        if self._pool is None:
+            mirror(documents)
+        else:
+            self._futures.append(self._pool.submit(mirror, documents))
+
+    def wait(self) -> None:
+        for future in self._futures:
+            future.result()
+
+    def settle(self) -> None:
+        """Let chunks still in flight finish (after a failure, before the batch is replayed)."""
+        futures_wait(self._futures)
 
 
 DELIVERY_LOAD_COLUMNS = (
@@ -149,79 +217,149 @@ DELIVERY_LOAD_COLUMNS = (
     "partition_key",
     "status",
 )
+_COLUMNS = ", ".join(DELIVERY_LOAD_COLUMNS)
+LOAD_TABLE = """
+    CREATE TEMP TABLE IF NOT EXISTS pipeline_delivery_load (
+        event_id varchar(255), event_type varchar(200), subscription_id bigint,
+        rule_id bigint, partition_key varchar(255), status varchar(10)
+    ) ON COMMIT DELETE ROWS;
+    SET CONSTRAINTS ALL IMMEDIATE
+"""
+LOAD = f"COPY pipeline_delivery_load ({_COLUMNS}) FROM STDIN"
+# moves what was loaded into the deliveries
+MOVE = f"""
+    WITH loaded AS (DELETE FROM pipeline_delivery_load RETURNING *)
+    INSERT INTO {Delivery._meta.db_table} ({_COLUMNS}, attempts, attempts_before_replay,
+        last_error, is_test, created_at, updated_at, next_attempt_at)
+    SELECT {_COLUMNS}, 0, 0, '', false, now(), now(),
+        CASE WHEN status = %s THEN now() + make_interval(secs => %s) END
+    FROM loaded
+    ON CONFLICT DO NOTHING
+    RETURNING id, subscription_id, status
+"""
 
 
-def insert_deliveries(deliveries: list[tuple]) -> list[tuple[int, int]]:
-    """Insert-if-absent the deliveries of a batch: COPY into a temporary table, then one
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (the unique key is event, subscription,
-    rule). Several times faster than ``bulk_create`` for thousands of rows.
+class DeliveryWriter:
+    """Insert-if-absent the deliveries of a batch, chunk by chunk, in the current transaction
+    (use it inside ``transaction.atomic()``): each chunk is COPYed into a temporary table,
+    then moved with one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (the unique key is
+    event, subscription, rule). Several times faster than ``bulk_create`` for thousands of rows.
 
-    Returns (id, subscription id) of the new pending rows, to be queued after commit; rows a
-    replayed batch finds already there were queued the first time (or the sweeper queues them
-    when their lease, set here, lapses)."""
-    if not deliveries:
-        return []
-    table = Delivery._meta.db_table
-    columns = ", ".join(DELIVERY_LOAD_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS pipeline_delivery_load ("
-            "event_id varchar(255), event_type varchar(200), subscription_id bigint, "
-            "rule_id bigint, partition_key varchar(255), status varchar(10)"
-            ") ON COMMIT DELETE ROWS"
-        )
-        with cursor.cursor.copy(f"COPY pipeline_delivery_load ({columns}) FROM STDIN") as copy:
+    The INSERT is sent without waiting for it (psycopg's pipeline mode): PostgreSQL inserts a
+    chunk while the pipeline decodes and routes the next one, and the wait comes before the
+    next COPY. Foreign keys are checked by each statement (``SET CONSTRAINTS ALL IMMEDIATE``)
+    rather than all at commit, for the same reason.
+
+    Once the ``with`` block is left, ``created`` lists (id, subscription id) of the new pending
+    rows, to be queued after commit; rows a replayed batch finds already there were queued the
+    first time (or the sweeper queues them when their lease, set here, lapses)."""
+
+    def __init__(self) -> None:
+        self.created: list[tuple[int, int]] = []
+        self._pipeline: AbstractContextManager | None = None
+        self._moves: list[psycopg.Cursor] = []
+
+    def __enter__(self) -> DeliveryWriter:
+        connection.ensure_connection()
+        self._connection: psycopg.Connection = connection.connection
+        with psycopg.ClientCursor(self._connection) as cursor:  # two statements, one trip
+            cursor.execute(LOAD_TABLE)
+        return self
+
+    def send(self, deliveries: list[tuple]) -> None:
+        """Rows in ``DELIVERY_LOAD_COLUMNS`` order."""
+        if not deliveries:
+            return
+        self._wait()  # COPY needs the connection to itself
+        with self._connection.cursor() as cursor, cursor.copy(LOAD) as copy:
             for row in deliveries:
                 copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}, attempts, attempts_before_replay, last_error, "
-            "is_test, created_at, updated_at, next_attempt_at) "
-            f"SELECT {columns}, 0, 0, '', false, now(), now(), "
-            "CASE WHEN status = %s THEN now() + make_interval(secs => %s) END "
-            "FROM pipeline_delivery_load ON CONFLICT DO NOTHING "
-            "RETURNING id, subscription_id, status",
-            [Delivery.Status.PENDING, settings.WEBHOOK_LEASE_SECONDS],
-        )
-        return [(row[0], row[1]) for row in cursor.fetchall() if row[2] == Delivery.Status.PENDING]
+        self._pipeline = self._connection.pipeline()
+        self._pipeline.__enter__()
+        move = psycopg.Cursor(self._connection)
+        move.execute(MOVE, [PENDING, settings.WEBHOOK_LEASE_SECONDS])
+        self._moves.append(move)
+
+    def __exit__(self, kind: type[BaseException] | None, *exc_info: Any) -> None:
+        if kind is not None:
+            # the transaction is being rolled back: leave the pipeline, and let the failure
+            # being handled be the one reported
+            with contextlib.suppress(psycopg.Error):
+                self._wait()
+            return
+        self._wait()
+        self.created = [
+            (row[0], row[1]) for move in self._moves for row in move.fetchall() if row[2] == PENDING
+        ]
+
+    def _wait(self) -> None:
+        """Wait for the statements sent (raising their errors)."""
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)
 
 
-def process_batch(messages: list[Message], configuration: Configuration) -> BatchResult:
-    """Steps 1-4 for a batch of messages (offsets are the caller's)."""
-    result = BatchResult()
-    received_at = datetime.now(tz=UTC)
-    documents: list[dict[str, Any]] = []
-    envelopes: dict[str, dict[str, Any]] = {}
-    quarantine: list[tuple[Message, str]] = []
-    for message in messages:
-        envelope, reason = decode(message)
-        if envelope is None:
-            quarantine.append((message, reason))
-            continue
-        compiled = registry.get(envelope["type"])
-        retention = compiled.retention_days if compiled else settings.DEFAULT_RETENTION_DAYS
-        document = event_document(envelope, retention_days=retention, received_at=received_at)
-        documents.append(document)
-        envelopes[document["event_id"]] = envelope
+class BatchWork:
+    """What a batch gathers while its chunks are decoded and routed."""
 
-    # 1. mirror: one document per event; a replay leaves the first copy as it was
-    if documents:
-        mirror(documents)
+    def __init__(self, configuration: Configuration) -> None:
+        self.configuration = configuration
+        self.types = registry.current()
+        self.received_at = datetime.now(tz=UTC)
+        self.expiry: dict[int, datetime] = {}  # retention days -> expires_at, one per batch
+        self.documents: list[dict[str, Any]] = []
+        self.envelopes: dict[str, dict[str, Any]] = {}
+        self.quarantine: list[tuple[Message, str]] = []
+        self.deliveries = 0
+        self.matches: list[RuleMatch] = []
+        self.publishes: list[tuple[str, dict[str, Any]]] = []
 
-    # 2. route and evaluate rules
-    configuration.refresh()
-    deliveries: list[tuple] = []
-    for document in documents:
-        for route in configuration.routes.match(document):
-            deliveries.append(_delivery(document, route.subscription_id, None, route.held))
-    matches: list[RuleMatch] = []
-    publishes: list[tuple[str, dict[str, Any]]] = []
-    for firing in configuration.rules.evaluate(documents):
+    def decode(self, messages: list[Message]) -> list[dict[str, Any]]:
+        """The MongoDB documents of the messages' events; the others are set aside."""
+        documents = []
+        for message in messages:
+            envelope, reason = decode(message, self.types)
+            if envelope is None:
+                self.quarantine.append((message, reason))
+                continue
+            compiled = self.types.get(envelope["type"])
+            retention = compiled.retention_days if compiled else settings.DEFAULT_RETENTION_DAYS
+            expires_at = self.expiry.get(retention)
+            if expires_at is None:
+                expires_at = self.expiry[retention] = self.received_at + timedelta(days=retention)
+            document = event_document(
+                envelope,
+                retention_days=retention,
+                received_at=self.received_at,
+                expires_at=expires_at,
+            )
+            documents.append(document)
+            self.envelopes[document["event_id"]] = envelope
+        self.documents += documents
+        return documents
+
+    def route(self, documents: list[dict[str, Any]]) -> list[tuple]:
+        """The deliveries of the documents, to subscriptions and by rules (whose matches and
+        publications are gathered)."""
+        match = self.configuration.routes.match
+        deliveries = [
+            _delivery(document, route.subscription_id, None, route.held)
+            for document in documents
+            for route in match(document)
+        ]
+        for firing in self.configuration.rules.evaluate(documents):
+            deliveries += self._fire(firing)
+        self.deliveries += len(deliveries)
+        return deliveries
+
+    def _fire(self, firing: Firing) -> list[tuple]:
+        deliveries = []
         notification = ""
         for action in firing.rule.actions:
             kind = action.get("type")
             if kind == Rule.ActionType.DELIVER:
                 subscription_id = action["subscription"]
-                state = configuration.routes.states.get(subscription_id)
+                state = self.configuration.routes.states.get(subscription_id)
                 if state is None:
                     logger.warning(
                         "rule %s delivers to missing subscription %s", firing.rule, subscription_id
@@ -233,8 +371,10 @@ def process_batch(messages: list[Message], configuration: Configuration) -> Batc
             elif kind == Rule.ActionType.NOTIFY:
                 notification = action.get("message", "")
             elif kind == Rule.ActionType.PUBLISH:
-                publishes.append((action["topic"], envelopes[firing.document["event_id"]]))
-        matches.append(
+                self.publishes.append(
+                    (action["topic"], self.envelopes[firing.document["event_id"]])
+                )
+        self.matches.append(
             RuleMatch(
                 rule=firing.rule,
                 event_id=firing.document["event_id"],
@@ -243,20 +383,51 @@ def process_batch(messages: list[Message], configuration: Configuration) -> Batc
                 notification=notification,
             )
         )
+        return deliveries
 
-    # 3. deliveries and matches in one transaction; a replay conflicts and adds nothing
-    with transaction.atomic():
-        created = insert_deliveries(deliveries)
-        RuleMatch.objects.bulk_create(matches, ignore_conflicts=True, batch_size=1000)
-        deliveries_enqueue_on_commit(created)
+
+CHUNK = 500  # messages decoded, mirrored and routed together; a batch writes several
+# inserts in flight at once: each waits for MongoDB's journal (w: majority), and two chunks
+# share that wait (the order of a batch's inserts does not matter: each is insert-if-absent)
+MIRROR_THREADS = 2
+
+
+def process_batch(
+    messages: list[Message],
+    configuration: Configuration,
+    *,
+    mirror_pool: ThreadPoolExecutor | None = None,
+) -> BatchResult:
+    """Steps 1-4 for a batch of messages (offsets are the caller's), a chunk at a time. With
+    ``mirror_pool``, the MongoDB inserts run on its threads while the batch goes on."""
+    configuration.refresh()
+    work = BatchWork(configuration)
+    mirroring = Mirroring(mirror_pool)
+    try:
+        # deliveries and matches in one transaction; a replay conflicts and adds nothing
+        with transaction.atomic():
+            with DeliveryWriter() as writer:
+                for start in range(0, len(messages), CHUNK):
+                    documents = work.decode(messages[start : start + CHUNK])
+                    # 1. mirror: one document per event; a replay leaves the first copy as it was
+                    mirroring.send(documents)
+                    # 2. route and evaluate rules; 3. write the deliveries (PostgreSQL works on
+                    # them while the next chunk is decoded)
+                    writer.send(work.route(documents))
+            RuleMatch.objects.bulk_create(work.matches, ignore_conflicts=True, batch_size=1000)
+            # the mirror is complete before the deliveries commit: none shows before its event
+            mirroring.wait()
+            deliveries_enqueue_on_commit(writer.created)
+    finally:
+        mirroring.settle()
 
     # 4. rule publications and quarantine, acknowledged before offsets move
     publisher = kafka.get_publisher()
     futures = [
         publisher.publish(topic, encode(envelope), key=_key(envelope))
-        for topic, envelope in publishes
+        for topic, envelope in work.publishes
     ]
-    for message, reason in quarantine:
+    for message, reason in work.quarantine:
         futures.append(
             publisher.publish(
                 settings.KAFKA_TOPIC_QUARANTINE,
@@ -275,11 +446,13 @@ def process_batch(messages: list[Message], configuration: Configuration) -> Batc
     for future in futures:
         future.result(settings.KAFKA_MESSAGE_TIMEOUT_MS / 1000 + 2)
 
-    result.events = len(documents)
-    result.quarantined = len(quarantine)
-    result.deliveries = len(deliveries)
-    result.matches = len(matches)
-    result.mirrored = [d["event_id"] for d in documents]
+    result = BatchResult(
+        events=len(work.documents),
+        quarantined=len(work.quarantine),
+        deliveries=work.deliveries,
+        matches=len(work.matches),
+        mirrored=[d["event_id"] for d in work.documents],
+    )
     EVENTS_CONSUMED.inc(result.events)
     EVENTS_QUARANTINED.inc(result.quarantined)
     DELIVERIES_CREATED.inc(result.deliveries)
@@ -301,7 +474,7 @@ def _delivery(
         subscription_id,
         rule.pk if rule is not None else None,
         (document.get("partition_key") or "")[:255],
-        Delivery.Status.HELD if held else Delivery.Status.PENDING,
+        HELD if held else PENDING,
     )
 
 
@@ -346,6 +519,9 @@ class PipelineConsumer:
         self.consumer.subscribe(
             [settings.KAFKA_TOPIC_EVENTS], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+        mirror_pool = ThreadPoolExecutor(
+            max_workers=MIRROR_THREADS, thread_name_prefix="pipeline-mirror"
+        )
         processed = failures = 0
         idle_since = None
         try:
@@ -368,7 +544,7 @@ class PipelineConsumer:
                     self.first_batch_at = idle_since
                 close_old_connections()
                 try:
-                    result = process_batch(usable, self.configuration)
+                    result = process_batch(usable, self.configuration, mirror_pool=mirror_pool)
                 except Exception:
                     # MongoDB, PostgreSQL, Redis or the broker failed: nothing was committed,
                     # so rewind to the batch's start and try it again after a pause.
@@ -385,6 +561,7 @@ class PipelineConsumer:
                     break
         finally:
             self.consumer.close()
+            mirror_pool.shutdown()
         return processed
 
     def _rewind(self, messages: list[Message]) -> None:

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from eventhub import kafka
 from eventhub.problems import DependencyUnavailable, ProblemError
 from eventhub.redis import get_redis
 from events.envelope import kafka_headers, partition_key
-from events.registry import registry
+from events.registry import CompiledType, registry
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +67,12 @@ def _idempotency_key(envelope: dict[str, Any]) -> str:
     return f"eventhub:seen:{source}:{envelope['id']}"
 
 
-def event_validate(envelope: dict[str, Any]) -> list[dict[str, str]]:
-    """Problems with the event's type or data (empty when it may be published)."""
-    compiled = registry.get(envelope["type"])
+def event_validate(
+    envelope: dict[str, Any], *, lookup: Callable[[str], CompiledType | None] | None = None
+) -> list[dict[str, str]]:
+    """Problems with the event's type or data (empty when it may be published). ``lookup``
+    finds the type instead of ``registry.get`` (the pipeline looks each type up once a batch)."""
+    compiled = (lookup or registry.get)(envelope["type"])
     if compiled is None:
         return [{"pointer": "/type", "detail": f"unknown event type {envelope['type']!r}"}]
     if not compiled.enabled:
