@@ -18,6 +18,11 @@ class DeliveryStatus(models.TextChoices):
     HELD = "held", "Held"
 
 
+def message_id(delivery_id: int) -> str:
+    """The ``webhook-id`` of a delivery: the same for every attempt, retry and replay."""
+    return f"msg_{delivery_id}"
+
+
 class Delivery(models.Model):
     """One event owed to one subscription (through one rule, or directly).
 
@@ -93,8 +98,7 @@ class Delivery(models.Model):
 
     @property
     def message_id(self) -> str:
-        """The ``webhook-id``: the same for every attempt, retry and replay of the delivery."""
-        return f"msg_{self.pk}"
+        return message_id(self.pk)
 
     @property
     def is_final(self) -> bool:

@@ -42,7 +42,7 @@ from eventhub.problems import ProblemError
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_set_state
 from webhooks import backoff, ratelimit
-from webhooks.models import Delivery, DeliveryAttempt
+from webhooks.models import Delivery, DeliveryAttempt, message_id
 from webhooks.payloads import build_request, envelope_of, recorded_headers
 from webhooks.sender import OutboundRequest, Outcome, get_sender
 
@@ -397,7 +397,7 @@ def deliveries_send(*, ids: list[int], background: bool = False) -> int:
         body, headers = build_request(
             subscription,
             envelope,
-            message_id=f"msg_{item.id}",
+            message_id=message_id(item.id),
             timestamp=timestamp,
             secrets=subscription.valid_secrets(now),
         )
@@ -452,17 +452,42 @@ def _outstanding() -> threading.BoundedSemaphore:
     return _recording_state()[1]
 
 
-def _record_when_done(done: Future, *args) -> None:
+def _record_when_done(
+    done: Future,
+    sendable: list[tuple[Claimed, OutboundRequest]],
+    subscriptions: dict[int, Subscription],
+    events: dict[str, dict[str, Any]],
+    missing: list[Claimed],
+) -> None:
     """Write the outcomes of a batch sent in the background (in a recorder thread)."""
     close_old_connections()
     try:
-        _record(args[0], done.result(), *args[1:])
+        _record(sendable, done.result(), subscriptions, events, missing)
     except Exception:
         # the claims stay in flight; the sweeper takes them back when their lease lapses
-        logger.exception("could not record the outcomes of %d deliveries", len(args[0]))
+        logger.exception("could not record the outcomes of %d deliveries", len(sendable))
     finally:
         _outstanding().release()
         close_old_connections()
+
+
+def _attempt(
+    delivery_id: int,
+    number: int,
+    subscription: Subscription,
+    headers: dict[str, str],
+    outcome: Outcome,
+) -> DeliveryAttempt:
+    """The record of one request (the subscription's own header values masked)."""
+    return DeliveryAttempt(
+        delivery_id=delivery_id,
+        number=number,
+        request_headers=recorded_headers(subscription, headers),
+        response_status=outcome.status,
+        response_body=outcome.body,
+        duration_ms=outcome.duration_ms,
+        error_class=backoff.error_class_of(outcome),
+    )
 
 
 def _record(
@@ -481,17 +506,7 @@ def _record(
     gone: set[int] = set()
     for (item, request), outcome in zip(sendable, outcomes, strict=True):
         subscription = subscriptions[item.subscription_id]
-        attempts.append(
-            DeliveryAttempt(
-                delivery_id=item.id,
-                number=item.attempt,
-                request_headers=recorded_headers(subscription, request.headers),
-                response_status=outcome.status,
-                response_body=outcome.body,
-                duration_ms=outcome.duration_ms,
-                error_class=backoff.error_class_of(outcome),
-            )
-        )
+        attempts.append(_attempt(item.id, item.attempt, subscription, request.headers, outcome))
         DELIVERY_DURATION.observe(outcome.duration_ms / 1000)
         health[item.subscription_id].append(outcome)
         if outcome.succeeded:
@@ -619,7 +634,7 @@ def dlq_message(
     return json.dumps(
         {
             "delivery_id": item.id,
-            "message_id": f"msg_{item.id}",
+            "message_id": message_id(item.id),
             "attempts": item.attempt,
             "last_error": error,
             "last_status_code": status_code,
@@ -704,15 +719,7 @@ def subscription_send_test(
         )[0]
     except Exception as exc:  # noqa: BLE001 - the test delivery must not stay in flight
         outcome = Outcome(None, "", 0, "connection", f"the request could not be made: {exc}")
-    DeliveryAttempt.objects.create(
-        delivery=delivery,
-        number=1,
-        request_headers=recorded_headers(subscription, headers),
-        response_status=outcome.status,
-        response_body=outcome.body,
-        duration_ms=outcome.duration_ms,
-        error_class=backoff.error_class_of(outcome),
-    )
+    _attempt(delivery.pk, 1, subscription, headers, outcome).save()
     finished = timezone.now()
     if outcome.succeeded:
         row = (delivery.pk, Status.SUCCEEDED, None, outcome.status, "", finished, 0)
