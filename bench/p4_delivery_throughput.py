@@ -44,7 +44,6 @@ django.setup()
 processes.route_deliveries_to_bench_queue()
 
 from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
 from django.db.models import Count, Max  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -267,20 +266,7 @@ def run_baseline(receiver: processes.ReceiverProcess, webhooks: int) -> dict:
 
 
 def cleanup(subscriber: Subscriber, type_name: str) -> None:
-    ids = list(subscriber.subscriptions.values_list("id", flat=True))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {DeliveryAttempt._meta.db_table} a USING {Delivery._meta.db_table} d "
-            "WHERE a.delivery_id = d.id AND d.subscription_id = ANY(%s)",
-            [ids],
-        )
-        cursor.execute(
-            f"DELETE FROM {Delivery._meta.db_table} WHERE subscription_id = ANY(%s)", [ids]
-        )
-    subscriber.delete()
-    EventType.objects.filter(name=type_name).delete()
-    mongo.get_db()[mongo.EVENTS].delete_many({"type": type_name})
-    processes.purge_broker_queue()
+    processes.remove_run_data(subscriber, type_name)
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ from events.registry import registry  # noqa: E402
 from events.services import events_publish  # noqa: E402
 from subscriptions.models import Subscriber, Subscription  # noqa: E402
 from subscriptions.services import subscription_add_secret  # noqa: E402
-from webhooks.models import Delivery, DeliveryAttempt  # noqa: E402
+from webhooks.models import Delivery  # noqa: E402
 from webhooks.services import deliveries_sweep  # noqa: E402
 
 
@@ -307,21 +307,8 @@ def print_stages(result: LatencyResult) -> None:
 
 
 def cleanup(subscriber: Subscriber, type_name: str, topics: list[str], run: str) -> None:
-    ids = list(subscriber.subscriptions.values_list("id", flat=True))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {DeliveryAttempt._meta.db_table} a USING {Delivery._meta.db_table} d "
-            "WHERE a.delivery_id = d.id AND d.subscription_id = ANY(%s)",
-            [ids],
-        )
-        cursor.execute(
-            f"DELETE FROM {Delivery._meta.db_table} WHERE subscription_id = ANY(%s)", [ids]
-        )
-    subscriber.delete()
-    EventType.objects.filter(name=type_name).delete()
-    mongo.get_db()[mongo.EVENTS].delete_many({"type": type_name})
+    processes.remove_run_data(subscriber, type_name)
     kafka.get_admin().delete_topics(topics)
-    processes.purge_broker_queue()
     redis = get_redis()  # the ingest service's idempotency keys of the run's events
     for keys in batched(redis.scan_iter(match=f"eventhub:seen:*:{run}-*", count=1000), 500):
         redis.delete(*keys)

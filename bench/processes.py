@@ -221,3 +221,29 @@ def percentile(values: list[float], q: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def remove_run_data(subscriber, type_name: str) -> None:
+    """Delete what a run made: its subscriber's deliveries and attempts (plain SQL: the ORM
+    would load them first), the subscriber, the event type and its stored events; then purge
+    the run's task queue. Needs Django set up."""
+    from django.db import connection
+
+    from eventhub import mongo
+    from events.models import EventType
+    from webhooks.models import Delivery, DeliveryAttempt
+
+    ids = list(subscriber.subscriptions.values_list("id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {DeliveryAttempt._meta.db_table} a USING {Delivery._meta.db_table} d "
+            "WHERE a.delivery_id = d.id AND d.subscription_id = ANY(%s)",
+            [ids],
+        )
+        cursor.execute(
+            f"DELETE FROM {Delivery._meta.db_table} WHERE subscription_id = ANY(%s)", [ids]
+        )
+    subscriber.delete()
+    EventType.objects.filter(name=type_name).delete()
+    mongo.get_db()[mongo.EVENTS].delete_many({"type": type_name})
+    purge_broker_queue()
