@@ -15,11 +15,11 @@ up: prepare ## install, start services and the whole stack in the background
 	@echo "EventHub is running:"
 	@echo "  API and docs   http://127.0.0.1:$${WEB_PORT:-8000}/api/docs"
 	@echo "  Admin          http://127.0.0.1:$${WEB_PORT:-8000}/admin/  (admin / admin, local use only)"
-	@echo "  Readiness      http://127.0.0.1:$${WEB_PORT:-8000}/ready"
+	@echo "  Readiness      http://127.0.0.1:$${WEB_PORT:-8000}/ready, pipeline lag /health/pipeline"
 	@echo "  Metrics        http://127.0.0.1:$${WEB_PORT:-8000}/metrics (web), :$${PIPELINE_METRICS_PORT:-9101}/metrics (pipeline), :$${WEBHOOK_METRICS_PORT:-9102}/metrics (webhooks)"
 	@echo "  Flower         http://127.0.0.1:$${FLOWER_PORT:-5555}/"
 	@echo "  gRPC           127.0.0.1:$${GRPC_PORT:-50051} (examples/grpc_client.py)"
-	@echo "  Logs           .run/*.log (processes), .services/*.log (MongoDB, Kafka)"
+	@echo "  Logs           .run/*.log (processes), .services/*.log (Redis, MongoDB, Kafka), .services/postgres/postgres.log"
 	@echo "  Stop with      make down"
 
 down: ## stop what `make up` started

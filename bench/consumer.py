@@ -6,7 +6,8 @@
 benchmark run's own queue (``BENCH_WEBHOOKS_QUEUE``, see ``bench/processes.py``). With
 ``--what-if-fetch-wait-max-ms`` one key is added to ``events.pipeline.consumer_config()`` in
 this process only (the application's code is untouched): librdkafka's ``fetch.wait.max.ms``,
-whose default is 500 ms; Tansu holds a fetch that long even when messages arrive meanwhile.
+whose default is 500 ms (the old local broker, Tansu, held a fetch that long even when messages
+arrived meanwhile; Apache Kafka answers as soon as there is data).
 """
 
 from __future__ import annotations

@@ -174,7 +174,8 @@ def machine_busy(seconds: float = 3.0) -> float:
     return 1 - (idle2 - idle) / max(1, total2 - total)
 
 
-SERVICES = ("postgres", "mongod", "redis-server", "tansu")
+# the local Kafka broker is the only java process of the stack
+SERVICES = ("postgres", "mongod", "redis-server", "java")
 
 
 def service_cpu() -> dict[str, float]:

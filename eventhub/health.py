@@ -2,7 +2,9 @@
 
 ``GET /health`` answers as long as the process serves requests. ``GET /ready`` checks
 PostgreSQL, Redis, Kafka and MongoDB, each with its status and latency, and answers 503 with
-``Retry-After`` when one is down. ``GET /health/<name>`` checks one dependency.
+``Retry-After`` when one is down. ``GET /health/<name>`` checks one dependency, or
+``pipeline``: whether the pipeline's consumers report in, their lag, and none stalled (see
+``events.lag``). The pipeline is not part of ``/ready``: the web tier serves without it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.views.decorators.http import require_GET
 
 from eventhub import __version__, kafka, mongo
 from eventhub.problems import problem_response
+from events.lag import pipeline_status
 
 
 def check_postgres() -> str:
@@ -53,22 +56,24 @@ def check_mongodb() -> str:
     return "ok"
 
 
-CHECKS: dict[str, Callable[[], str]] = {
+CHECKS: dict[str, Callable[[], Any]] = {
     "postgres": check_postgres,
     "redis": check_redis,
     "kafka": check_kafka,
     "mongodb": check_mongodb,
 }
+# Checks of EventHub's own processes, asked for by name only.
+PROCESS_CHECKS: dict[str, Callable[[], Any]] = {"pipeline": pipeline_status}
 
 
 def run_check(name: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        CHECKS[name]()
+        detail = {**CHECKS, **PROCESS_CHECKS}[name]()
     except Exception as exc:  # noqa: BLE001 - any failure means "down"; the reason is reported
         result: dict[str, Any] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
     else:
-        result = {"status": "ok"}
+        result = {"status": "ok", **(detail if isinstance(detail, dict) else {})}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 
@@ -103,11 +108,11 @@ def ready(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def dependency(request: HttpRequest, name: str) -> JsonResponse:
-    if name not in CHECKS:
+    if name not in CHECKS and name not in PROCESS_CHECKS:
         return problem_response(
             404,
             "Not found",
-            f"Unknown dependency {name!r}; known: {', '.join(CHECKS)}.",
+            f"Unknown dependency {name!r}; known: {', '.join([*CHECKS, *PROCESS_CHECKS])}.",
             "not-found",
         )
     return _readiness([name])

@@ -1,7 +1,7 @@
 """The Kafka clients of the process, configured from settings and created lazily.
 
-Only the Kafka protocol is spoken (through confluent-kafka), so the local Tansu broker and
-Apache Kafka run the same code path.
+Only the Kafka protocol is spoken (through confluent-kafka): the local Apache Kafka that
+scripts/services.py starts and a production cluster run the same code path.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -150,47 +157,111 @@ os.register_at_fork(after_in_child=_after_fork)
 class TopicSpec:
     name: str
     partitions: int
+    # None: the broker's default (log.retention.hours)
+    retention_ms: int | None = None
+
+
+HOUR_MS = 3_600_000
 
 
 def configured_topics() -> list[TopicSpec]:
-    """The topics EventHub uses, with their partition counts from settings."""
+    """The topics EventHub uses, with their partition counts and retention from settings."""
+    events_retention = settings.KAFKA_RETENTION_HOURS * HOUR_MS
     return [
-        TopicSpec(settings.KAFKA_TOPIC_EVENTS, settings.KAFKA_PARTITIONS),
-        TopicSpec(settings.KAFKA_TOPIC_DLQ, settings.KAFKA_DLQ_PARTITIONS),
-        TopicSpec(settings.KAFKA_TOPIC_QUARANTINE, settings.KAFKA_DLQ_PARTITIONS),
+        TopicSpec(settings.KAFKA_TOPIC_EVENTS, settings.KAFKA_PARTITIONS, events_retention),
+        TopicSpec(
+            settings.KAFKA_TOPIC_DLQ,
+            settings.KAFKA_DLQ_PARTITIONS,
+            settings.KAFKA_DLQ_RETENTION_HOURS * HOUR_MS,
+        ),
+        TopicSpec(settings.KAFKA_TOPIC_QUARANTINE, settings.KAFKA_DLQ_PARTITIONS, events_retention),
     ]
+
+
+def _raise_unless(future: Future, timeout: float, *tolerated: str) -> bool:
+    """Wait for an admin operation; False when it failed with one of the ``tolerated`` codes
+    (another process did it first), raise ``KafkaException`` for anything else."""
+    try:
+        future.result(timeout=timeout)
+    except KafkaException as exc:
+        if exc.args and exc.args[0].name() in tolerated:
+            return False
+        raise
+    return True
 
 
 def ensure_topics(specs: list[TopicSpec], *, timeout: float = 10.0) -> dict[str, str]:
-    """Create the topics that do not exist yet; return ``{name: "created" | "exists"}``.
+    """Bring the topics to what ``specs`` say; return ``{name: what was done}``.
 
-    Existing topics are left as they are: a partition count that differs from settings is
-    reported by the caller, never changed here (the local broker cannot add partitions).
+    Missing topics are created with their partitions and retention. An existing topic with
+    fewer partitions than asked gets more (Kafka can add partitions, never remove them: note
+    that adding them moves keys to other partitions, so per-key order holds only for events
+    published afterwards); one with more is reported by the caller. A retention that differs
+    from the spec is set to it.
     """
     admin = get_admin()
     existing = admin.list_topics(timeout=timeout).topics
-    result = {spec.name: "exists" for spec in specs if spec.name in existing}
-    missing = [
-        NewTopic(
-            spec.name,
-            num_partitions=spec.partitions,
-            replication_factor=settings.KAFKA_REPLICATION_FACTOR,
-        )
-        for spec in specs
-        if spec.name not in existing
-    ]
+    result: dict[str, str] = {}
+    missing = []
+    for spec in specs:
+        if spec.name not in existing:
+            config = {} if spec.retention_ms is None else {"retention.ms": str(spec.retention_ms)}
+            missing.append(
+                NewTopic(
+                    spec.name,
+                    num_partitions=spec.partitions,
+                    replication_factor=settings.KAFKA_REPLICATION_FACTOR,
+                    config=config,
+                )
+            )
+            continue
+        result[spec.name] = "exists"
+        if len(existing[spec.name].partitions) < spec.partitions:
+            grow = admin.create_partitions(
+                [NewPartitions(spec.name, spec.partitions)], operation_timeout=timeout
+            )
+            _raise_unless(grow[spec.name], timeout, "INVALID_PARTITIONS")
+            result[spec.name] = f"grown to {spec.partitions} partitions"
     if missing:
         for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
-            try:
-                future.result(timeout=timeout)
-                result[name] = "created"
-            except KafkaException as exc:
-                # Another process may have created it between our listing and our request.
-                if exc.args and exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
-                    result[name] = "exists"
-                else:
-                    raise
+            created = _raise_unless(future, timeout, "TOPIC_ALREADY_EXISTS")
+            result[name] = "created" if created else "exists"
+    _align_retention([s for s in specs if result[s.name] != "created"], timeout=timeout)
     return result
+
+
+def _align_retention(specs: list[TopicSpec], *, timeout: float) -> None:
+    specs = [spec for spec in specs if spec.retention_ms is not None]
+    if not specs:
+        return
+    admin = get_admin()
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, spec.name) for spec in specs]
+    current = {
+        resource.name: future.result(timeout=timeout)
+        for resource, future in admin.describe_configs(resources).items()
+    }
+    changes = []
+    for spec in specs:
+        entry = current[spec.name].get("retention.ms")
+        if entry is None or entry.value != str(spec.retention_ms):
+            change = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
+            change.add_incremental_config(
+                ConfigEntry(
+                    "retention.ms",
+                    str(spec.retention_ms),
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            )
+            changes.append(change)
+    if changes:
+        for future in admin.incremental_alter_configs(changes).values():
+            future.result(timeout=timeout)
+
+
+def topic_retention_ms(name: str, *, timeout: float = 10.0) -> int:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    config = get_admin().describe_configs([resource])[resource].result(timeout=timeout)
+    return int(config["retention.ms"].value)
 
 
 def partition_counts(names: list[str], *, timeout: float = 10.0) -> dict[str, int]:

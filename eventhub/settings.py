@@ -146,6 +146,10 @@ KAFKA_TOPIC_QUARANTINE = env_str("KAFKA_TOPIC_QUARANTINE", "eventhub.quarantine"
 KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 6, minimum=1)
 KAFKA_DLQ_PARTITIONS = env_int("KAFKA_DLQ_PARTITIONS", 1, minimum=1)
 KAFKA_REPLICATION_FACTOR = env_int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
+# How long the broker keeps the events and quarantine topics, and the dead letters (hours);
+# `manage.py ensure_kafka_topics` sets it on the topics.
+KAFKA_RETENTION_HOURS = env_int("KAFKA_RETENTION_HOURS", 168, minimum=1)
+KAFKA_DLQ_RETENTION_HOURS = env_int("KAFKA_DLQ_RETENTION_HOURS", 720, minimum=1)
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 6000, minimum=1000)
 # How long the producer keeps trying to hand a message to the broker before giving up;
 # a synchronous publish answers 503 after at most this long.
@@ -156,8 +160,13 @@ KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2, minimum=0)
 PIPELINE_GROUP_ID = env_str("PIPELINE_GROUP_ID", "eventhub-pipeline")
 PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 2000, minimum=1)
 PIPELINE_BATCH_TIMEOUT_MS = env_int("PIPELINE_BATCH_TIMEOUT_MS", 200, minimum=1)
-# Longest a fetch waits at the broker for new messages (librdkafka's fetch.wait.max.ms).
-PIPELINE_FETCH_WAIT_MS = env_int("PIPELINE_FETCH_WAIT_MS", 10, minimum=1)
+# Longest a fetch waits at the broker when there is nothing new (librdkafka's
+# fetch.wait.max.ms); new messages are answered at once whatever it is.
+PIPELINE_FETCH_WAIT_MS = env_int("PIPELINE_FETCH_WAIT_MS", 100, minimum=1)
+# How often the consumer compares its position with the broker's high watermarks, and how long
+# it may be behind without fetching anything before it reports itself stalled.
+PIPELINE_LAG_CHECK_SECONDS = env_float("PIPELINE_LAG_CHECK_SECONDS", 5.0)
+PIPELINE_STALL_SECONDS = env_float("PIPELINE_STALL_SECONDS", 30.0)
 # Run the pipeline consumer inside every Celery worker (also: `celery worker --pipeline`).
 PIPELINE_IN_WORKER = env_bool("PIPELINE_IN_WORKER", False)
 # Retention of events whose type was deleted after they were published.

@@ -48,6 +48,7 @@ from pymongo.errors import BulkWriteError
 from eventhub import kafka, mongo
 from events.documents import event_document
 from events.envelope import EnvelopeError, from_structured, partition_key
+from events.lag import LagWatch
 from events.registry import CompiledType, registry
 from events.services import encode, event_validate
 from rules.engine import Firing, RuleSet, rule_set_load, rules_stamp
@@ -83,9 +84,9 @@ def consumer_config() -> dict[str, Any]:
         "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": max(1000, settings.KAFKA_SESSION_TIMEOUT_MS // 6),
         "max.poll.interval.ms": 300000,
+        # Kafka answers a fetch as soon as one byte is there, or after fetch.wait.max.ms with
+        # nothing: the wait bounds idle round trips, not latency
         "fetch.min.bytes": 1,
-        # how long the broker may hold a fetch while waiting for data: librdkafka's 500 ms
-        # default is the pipeline's latency on brokers that hold it to the end (Tansu)
         "fetch.wait.max.ms": settings.PIPELINE_FETCH_WAIT_MS,
     }
 
@@ -499,6 +500,7 @@ class PipelineConsumer:
         self._assigned_at: float | None = None
         self.first_batch_at: float | None = None  # for throughput figures (after the join)
         self.consumer: Consumer | None = None
+        self.lag: LagWatch | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -519,6 +521,7 @@ class PipelineConsumer:
         self.consumer.subscribe(
             [settings.KAFKA_TOPIC_EVENTS], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+        self.lag = LagWatch(self.consumer)
         mirror_pool = ThreadPoolExecutor(
             max_workers=MIRROR_THREADS, thread_name_prefix="pipeline-mirror"
         )
@@ -528,6 +531,7 @@ class PipelineConsumer:
             while not self._stopping.is_set():
                 messages = self.consumer.consume(self.batch_size, timeout=self.batch_timeout)
                 usable = [m for m in messages if not self._is_error(m)]
+                self.lag.observe(fetched=len(usable))
                 if not usable:
                     # idleness counts only once partitions are ours: joining a group can take
                     # a while after a member died (until its session times out)
@@ -560,6 +564,7 @@ class PipelineConsumer:
                 if max_events is not None and processed >= max_events:
                     break
         finally:
+            self.lag.forget()
             self.consumer.close()
             mirror_pool.shutdown()
         return processed

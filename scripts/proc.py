@@ -67,21 +67,24 @@ def spawn(argv: list[str], *, pid_file: Path, log_file: Path, env: dict | None =
     return process.pid
 
 
-def stop_pid(pid: int, *, timeout: float = 10.0, group: bool = True) -> None:
-    """SIGTERM the process (its whole session when ``group``), then SIGKILL after ``timeout``."""
+def stop_pid(
+    pid: int, *, timeout: float = 10.0, group: bool = True, sig: int = signal.SIGTERM
+) -> None:
+    """Send ``sig`` (SIGTERM) to the process (its whole session when ``group``), then SIGKILL
+    after ``timeout``."""
 
-    def send(sig: int) -> None:
+    def send(signum: int) -> None:
         try:
             if group:
-                os.killpg(pid, sig)
+                os.killpg(pid, signum)
             else:
-                os.kill(pid, sig)
+                os.kill(pid, signum)
         except ProcessLookupError:
             pass
         except PermissionError:
-            os.kill(pid, sig)
+            os.kill(pid, signum)
 
-    send(signal.SIGTERM)
+    send(sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):

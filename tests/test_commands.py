@@ -35,12 +35,32 @@ def test_ensure_kafka_topics_creates_missing_topics_once(settings, unique_name):
     assert kafka.partition_counts(names) == dict(zip(names, [4, 1, 1], strict=True))
 
 
-def test_ensure_kafka_topics_warns_when_partitions_differ(settings, unique_name):
+def test_ensure_kafka_topics_adds_partitions_and_warns_when_asked_for_fewer(settings, unique_name):
     settings.KAFKA_TOPIC_EVENTS = f"{unique_name}.events"
     settings.KAFKA_PARTITIONS = 2
     run("ensure_kafka_topics")
     settings.KAFKA_PARTITIONS = 5
-    assert "settings ask for 5" in run("ensure_kafka_topics")
+    assert f"{unique_name}.events: grown to 5 partitions, 5 partition(s)" in run(
+        "ensure_kafka_topics"
+    )
+    assert kafka.partition_counts([settings.KAFKA_TOPIC_EVENTS]) == {settings.KAFKA_TOPIC_EVENTS: 5}
+    settings.KAFKA_PARTITIONS = 3
+    output = run("ensure_kafka_topics")
+    assert "5 partition(s) (settings ask for 3; Kafka cannot remove partitions)" in output
+
+
+def test_ensure_kafka_topics_sets_retention_from_settings(settings, unique_name):
+    settings.KAFKA_TOPIC_EVENTS = f"{unique_name}.events"
+    settings.KAFKA_TOPIC_DLQ = f"{unique_name}.dlq"
+    settings.KAFKA_RETENTION_HOURS = 2
+    settings.KAFKA_DLQ_RETENTION_HOURS = 48
+    run("ensure_kafka_topics")
+    assert kafka.topic_retention_ms(settings.KAFKA_TOPIC_EVENTS) == 2 * 3_600_000
+    assert kafka.topic_retention_ms(settings.KAFKA_TOPIC_DLQ) == 48 * 3_600_000
+
+    settings.KAFKA_RETENTION_HOURS = 5  # an existing topic follows a changed setting
+    run("ensure_kafka_topics")
+    assert kafka.topic_retention_ms(settings.KAFKA_TOPIC_EVENTS) == 5 * 3_600_000
 
 
 def test_ensure_mongo_indexes_is_idempotent(mongo_db):

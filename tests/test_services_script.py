@@ -63,6 +63,12 @@ def test_a_port_taken_by_another_program_is_reported(tmp_path, free_port):
     assert f"port {free_port} on 127.0.0.1 is taken by something that is not kafka" in result.stdout
 
 
+def other_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.parametrize(
     ("name", "variable", "url"),
     [
@@ -71,7 +77,11 @@ def test_a_port_taken_by_another_program_is_reported(tmp_path, free_port):
     ],
 )
 def test_start_and_stop_a_throwaway_instance(tmp_path, free_port, name, variable, url):
-    env = {variable: url.format(port=free_port), "EVENTHUB_SERVICES_DIR": str(tmp_path)}
+    env = {
+        variable: url.format(port=free_port),
+        "EVENTHUB_SERVICES_DIR": str(tmp_path),
+        "KAFKA_CONTROLLER_PORT": str(other_free_port()),
+    }
     try:
         started = services("start", name, env=env)
         assert started.returncode == 0, started.stdout + started.stderr
@@ -89,6 +99,25 @@ def test_start_and_stop_a_throwaway_instance(tmp_path, free_port, name, variable
     down = services("status", name, env=env)
     assert down.returncode == 1 and " down at " in down.stdout
     assert not (tmp_path / f"{name}.pid").exists()
+
+
+def test_postgres_files_belong_to_the_user_it_runs_as():
+    """As root, the cluster runs as ``postgres``, which must own its data and write its log."""
+    if os.geteuid() != 0:
+        pytest.skip("only root starts PostgreSQL as another user")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import pwd
+
+    import services as script
+
+    service = script.Postgres()
+    if not service.owned_pid():
+        pytest.skip("this PostgreSQL was not started by scripts/services.py")
+    postgres = pwd.getpwnam("postgres").pw_uid
+    assert service.dir.stat().st_uid == postgres
+    assert (service.dir / "data").stat().st_uid == postgres
+    assert service.log_file.stat().st_uid == postgres
+    assert "database system is ready to accept connections" in service.log_file.read_text()
 
 
 def test_stop_leaves_alone_what_it_did_not_start(tmp_path):

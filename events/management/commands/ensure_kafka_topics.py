@@ -1,4 +1,5 @@
-"""Create EventHub's Kafka topics when they are missing (idempotent)."""
+"""Create EventHub's Kafka topics, or bring them to the partitions and retention of settings
+(idempotent)."""
 
 from confluent_kafka import KafkaException
 from django.core.management.base import BaseCommand, CommandError
@@ -7,7 +8,10 @@ from eventhub import kafka
 
 
 class Command(BaseCommand):
-    help = "Create the events, dead-letter and quarantine topics if they do not exist."
+    help = (
+        "Create the events, dead-letter and quarantine topics if they do not exist; add "
+        "partitions and set retention where settings ask for more or other."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--timeout", type=float, default=15.0, help="Seconds to wait.")
@@ -21,8 +25,8 @@ class Command(BaseCommand):
             raise CommandError(f"Kafka did not answer: {exc}") from exc
         for spec in specs:
             line = f"{spec.name}: {outcome[spec.name]}, {counts.get(spec.name, '?')} partition(s)"
-            if counts.get(spec.name, spec.partitions) != spec.partitions:
-                line += f" (settings ask for {spec.partitions}; existing topics are not changed)"
+            if counts.get(spec.name, spec.partitions) > spec.partitions:
+                line += f" (settings ask for {spec.partitions}; Kafka cannot remove partitions)"
                 self.stdout.write(self.style.WARNING(line))
             else:
                 self.stdout.write(line)
