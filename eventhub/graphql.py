@@ -13,17 +13,18 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBadRequest
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphene.validation import depth_limit_validator
-from graphene_django.views import GraphQLView
+from graphene_django.views import GraphQLView, HttpError
 from graphql import GraphQLError, ValidationRule
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from accounts.authentication import ROLE_RANK, role_of
+from eventhub import strict_json
 from eventhub.problems import DEPENDENCY_ERRORS, DependencyUnavailable, ProblemError
 
 
@@ -109,6 +110,20 @@ class EventHubGraphQLView(GraphQLView):
         except exceptions.AuthenticationFailed as exc:
             request.eventhub_auth_error = str(exc.detail)
         return super().dispatch(request, *args, **kwargs)
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        """graphene-django's, with JSON bodies read strictly (``eventhub.strict_json``): NaN
+        and bodies nested too deep to read are a 400, as other malformed JSON is."""
+        if self.get_content_type(request) == "application/json":
+            try:
+                strict_json.loads(request.body)
+            except UnicodeDecodeError as exc:
+                raise HttpError(HttpResponseBadRequest(str(exc))) from exc
+            except ValueError as exc:
+                raise HttpError(
+                    HttpResponseBadRequest(f"POST body sent invalid JSON: {exc}")
+                ) from exc
+        return super().parse_body(request)
 
     @staticmethod
     def format_error(error_: Exception) -> dict[str, Any]:

@@ -49,8 +49,11 @@ def close_client() -> None:
 # Each index names the query it serves.
 INDEXES: dict[str, list[IndexModel]] = {
     EVENTS: [
-        # one document per event: upserts and GET /events/{id}
-        IndexModel([("event_id", ASCENDING)], name="event_id_unique", unique=True),
+        # one document per event, an event being its source and id together: the pipeline's
+        # insert-if-absent, GET /events/{id}[?source=] and the webhook task's lookup by id
+        IndexModel(
+            [("event_id", ASCENDING), ("source", ASCENDING)], name="event_key_unique", unique=True
+        ),
         # GET /events?type=&severity= ordered by time
         IndexModel(
             [("type", ASCENDING), ("timestamp", DESCENDING), ("severity", DESCENDING)],
@@ -80,7 +83,22 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# Indexes of earlier versions, dropped once their replacement exists.
+RETIRED_INDEXES: dict[str, list[str]] = {
+    # unique on the id alone: it kept one producer's event of two that share an id
+    EVENTS: ["event_id_unique"],
+}
+
+
 def ensure_indexes(db: Database | None = None) -> dict[str, list[str]]:
-    """Create the declared indexes (idempotent); return the index names per collection."""
+    """Create the declared indexes and drop retired ones (idempotent, safe while the stack
+    runs: a replacement is built before what it replaces goes); return the index names per
+    collection."""
     db = db if db is not None else get_db()
-    return {name: db[name].create_indexes(models) for name, models in INDEXES.items()}
+    created = {name: db[name].create_indexes(models) for name, models in INDEXES.items()}
+    for name, retired in RETIRED_INDEXES.items():
+        present = set(db[name].index_information())
+        for index in retired:
+            if index in present:
+                db[name].drop_index(index)
+    return created

@@ -176,6 +176,9 @@ DEFAULT_RETENTION_DAYS = env_int("DEFAULT_RETENTION_DAYS", 30, minimum=1)
 INGEST_MAX_EVENT_BYTES = env_int("INGEST_MAX_EVENT_BYTES", 256 * 1024, minimum=1024)
 INGEST_MAX_BATCH_BYTES = env_int("INGEST_MAX_BATCH_BYTES", 8 * 1024 * 1024, minimum=1024)
 INGEST_MAX_BATCH_EVENTS = env_int("INGEST_MAX_BATCH_EVENTS", 1000, minimum=1)
+# Deepest nesting of objects and arrays in an event's data or metadata (MongoDB stops at 100
+# levels, and the stored document adds one).
+INGEST_MAX_DEPTH = env_int("INGEST_MAX_DEPTH", 64, minimum=1, maximum=90)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
 EVENT_TYPE_CACHE_SECONDS = env_float("EVENT_TYPE_CACHE_SECONDS", 5.0)
 # Requests above these rates per API key or user get 429 with Retry-After.

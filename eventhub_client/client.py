@@ -202,9 +202,11 @@ class EventHubClient:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def get_event(self, event_id: str) -> dict[str, Any]:
-        """One stored event (once the pipeline has written it to MongoDB)."""
-        data, _ = self._request("GET", f"/api/v1/events/{quote(event_id, safe='')}")
+    def get_event(self, event_id: str, source: str | None = None) -> dict[str, Any]:
+        """One stored event (once the pipeline has written it to MongoDB). An event is its
+        source and id together: name the ``source`` when several producers use the id."""
+        fields = {"source": source} if source is not None else None
+        data, _ = self._request("GET", f"/api/v1/events/{quote(event_id, safe='')}", fields=fields)
         return data
 
     def list_events(self, **filters: Any) -> dict[str, Any]:

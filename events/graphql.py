@@ -14,7 +14,7 @@ from eventhub.graphql import error, require_role
 from events.documents import document_to_event
 from events.envelope import EnvelopeError, from_document
 from events.models import EventType
-from events.selectors import EventFilters, event_get, events_list
+from events.selectors import EventAmbiguous, EventFilters, event_get, events_list
 from events.services import EventInvalid, events_publish
 
 
@@ -81,7 +81,14 @@ class Query(graphene.ObjectType):
         since=graphene.DateTime(),
         until=graphene.DateTime(),
     )
-    event = graphene.Field(Event, id=graphene.ID(required=True))
+    event = graphene.Field(
+        Event,
+        id=graphene.ID(required=True),
+        source=graphene.String(
+            description="The event's source: needed when several sources used the id."
+        ),
+        description="One stored event; an event is its source and id together.",
+    )
     last_events = graphene.List(
         graphene.NonNull(Event), required=True, limit=graphene.Int(default_value=10)
     )
@@ -95,8 +102,11 @@ class Query(graphene.ObjectType):
         return [Event.from_document(d) for d in documents]
 
     @require_role("reader")
-    def resolve_event(root, info, id):
-        document = event_get(id)
+    def resolve_event(root, info, id, source=None):
+        try:
+            document = event_get(id, source)
+        except EventAmbiguous as exc:
+            raise error(str(exc.detail), "AMBIGUOUS", sources=exc.extra["sources"]) from exc
         return Event.from_document(document) if document else None
 
     @require_role("reader")

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as futures_wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -39,13 +40,17 @@ import bson
 import orjson
 import psycopg
 from bson.raw_bson import RawBSONDocument
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+from django.db import utils as db_errors
 from prometheus_client import Counter
+from pymongo import errors as pymongo_errors
 from pymongo.errors import BulkWriteError
+from redis import exceptions as redis_errors
 
 from eventhub import kafka, mongo
+from eventhub.identity import EventKey, document_key, envelope_key
 from events.documents import event_document
 from events.envelope import EnvelopeError, from_structured, partition_key
 from events.lag import LagWatch
@@ -72,7 +77,7 @@ class BatchResult:
     quarantined: int = 0
     deliveries: int = 0
     matches: int = 0
-    mirrored: list[str] = field(default_factory=list)
+    mirrored: list[EventKey] = field(default_factory=list)
 
 
 def consumer_config() -> dict[str, Any]:
@@ -145,6 +150,8 @@ def decode(
         document = loads(message.value())
     except (TypeError, ValueError, UnicodeDecodeError) as exc:
         return None, f"not JSON: {exc}"
+    except RecursionError:
+        return None, "not JSON that can be read: it nests objects or arrays too deeply"
     if not isinstance(document, dict):
         return None, "not an event envelope: the message is not a JSON object"
     if not (document.get("id") and document.get("source") and document.get("type")):
@@ -165,24 +172,38 @@ def decode(
     return envelope, ""
 
 
-def mirror(documents: list[dict[str, Any]]) -> None:
-    """Insert the documents that are not stored yet (the unique index on ``event_id`` refuses
-    the others): insert-if-absent at insert_many speed, several times faster than upserts.
+def mirror(documents: list[dict[str, Any] | RawBSONDocument]) -> None:
+    """Insert the documents that are not stored yet (the unique index on ``event_id`` and
+    ``source`` refuses the others): insert-if-absent at insert_many speed, several times faster
+    than upserts.
 
-    They are sent as encoded BSON: pymongo then neither adds ``_id`` to the caller's documents
+    They are sent as encoded BSON (``BatchWork.decode`` encodes them, so that a document BSON
+    cannot hold is set aside there): pymongo then neither adds ``_id`` to the caller's documents
     (which may be routed meanwhile, on another thread) nor makes one per document in Python;
     MongoDB gives each stored document its ``_id``, an ObjectId as ever."""
     events = mongo.get_db()[mongo.EVENTS]
     options = events.codec_options
     try:
         events.insert_many(
-            [RawBSONDocument(bson.encode(d, codec_options=options)) for d in documents],
+            [
+                d
+                if isinstance(d, RawBSONDocument)
+                else RawBSONDocument(bson.encode(d, codec_options=options))
+                for d in documents
+            ],
             ordered=False,
         )
     except BulkWriteError as exc:
         others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
         if others or exc.details.get("writeConcernErrors"):
             raise
+
+
+def unmirror(keys: list[EventKey]) -> None:
+    """Remove the documents of events that were set aside after a failed try mirrored them."""
+    mongo.get_db()[mongo.EVENTS].delete_many(
+        {"$or": [{"event_id": event_id, "source": source} for source, event_id in keys]}
+    )
 
 
 class Mirroring:
@@ -212,6 +233,7 @@ class Mirroring:
 
 DELIVERY_LOAD_COLUMNS = (
     "event_id",
+    "event_source",
     "event_type",
     "subscription_id",
     "rule_id",
@@ -221,7 +243,8 @@ DELIVERY_LOAD_COLUMNS = (
 _COLUMNS = ", ".join(DELIVERY_LOAD_COLUMNS)
 LOAD_TABLE = """
     CREATE TEMP TABLE IF NOT EXISTS pipeline_delivery_load (
-        event_id varchar(255), event_type varchar(200), subscription_id bigint,
+        event_id varchar(1024), event_source varchar(1024), event_type varchar(200),
+        subscription_id bigint,
         rule_id bigint, partition_key varchar(255), status varchar(10)
     ) ON COMMIT DELETE ROWS;
     SET CONSTRAINTS ALL IMMEDIATE
@@ -300,28 +323,47 @@ class DeliveryWriter:
             pipeline.__exit__(None, None, None)
 
 
-class BatchWork:
-    """What a batch gathers while its chunks are decoded and routed."""
+def coordinates(message: Message) -> tuple[str, int, int]:
+    return message.topic(), message.partition(), message.offset()
 
-    def __init__(self, configuration: Configuration) -> None:
+
+class BatchWork:
+    """What a batch gathers while its chunks are decoded and routed. ``refused`` names
+    messages to quarantine whatever they hold (by ``coordinates``), with the reason."""
+
+    def __init__(
+        self, configuration: Configuration, refused: dict[tuple[str, int, int], str] | None = None
+    ) -> None:
         self.configuration = configuration
+        self.refused = refused or {}
         self.types = registry.current()
         self.received_at = datetime.now(tz=UTC)
         self.expiry: dict[int, datetime] = {}  # retention days -> expires_at, one per batch
         self.documents: list[dict[str, Any]] = []
-        self.envelopes: dict[str, dict[str, Any]] = {}
+        self.envelopes: dict[EventKey, dict[str, Any]] = {}
+        self.encoded: list[RawBSONDocument] = []  # the last chunk's documents, as BSON
+        self.unstored: list[EventKey] = []  # refused events to remove from MongoDB
         self.quarantine: list[tuple[Message, str]] = []
         self.deliveries = 0
         self.matches: list[RuleMatch] = []
         self.publishes: list[tuple[str, dict[str, Any]]] = []
 
     def decode(self, messages: list[Message]) -> list[dict[str, Any]]:
-        """The MongoDB documents of the messages' events; the others are set aside."""
+        """The MongoDB documents of the messages' events (``encoded`` holds them as BSON);
+        the others are set aside, with the reason."""
         documents = []
+        self.encoded = []
+        options = mongo.get_db()[mongo.EVENTS].codec_options
         for message in messages:
             envelope, reason = decode(message, self.types)
             if envelope is None:
                 self.quarantine.append((message, reason))
+                continue
+            refused = self.refused.get(coordinates(message)) if self.refused else None
+            if refused is not None:
+                self.quarantine.append((message, refused))
+                # a failed try may have mirrored it: a quarantined event is not stored
+                self.unstored.append(envelope_key(envelope))
                 continue
             compiled = self.types.get(envelope["type"])
             retention = compiled.retention_days if compiled else settings.DEFAULT_RETENTION_DAYS
@@ -334,8 +376,15 @@ class BatchWork:
                 received_at=self.received_at,
                 expires_at=expires_at,
             )
+            try:
+                encoded = RawBSONDocument(bson.encode(document, codec_options=options))
+            except (bson.errors.InvalidDocument, OverflowError, ValueError) as exc:
+                # what ingest refuses, written to the topic by another producer
+                self.quarantine.append((message, f"MongoDB cannot store the event: {exc}"))
+                continue
             documents.append(document)
-            self.envelopes[document["event_id"]] = envelope
+            self.encoded.append(encoded)
+            self.envelopes[document_key(document)] = envelope
         self.documents += documents
         return documents
 
@@ -373,12 +422,13 @@ class BatchWork:
                 notification = action.get("message", "")
             elif kind == Rule.ActionType.PUBLISH:
                 self.publishes.append(
-                    (action["topic"], self.envelopes[firing.document["event_id"]])
+                    (action["topic"], self.envelopes[document_key(firing.document)])
                 )
         self.matches.append(
             RuleMatch(
                 rule=firing.rule,
                 event_id=firing.document["event_id"],
+                event_source=firing.document["source"],
                 event_type=firing.document["type"],
                 threshold_key=firing.key,
                 notification=notification,
@@ -398,11 +448,13 @@ def process_batch(
     configuration: Configuration,
     *,
     mirror_pool: ThreadPoolExecutor | None = None,
+    refused: dict[tuple[str, int, int], str] | None = None,
 ) -> BatchResult:
     """Steps 1-4 for a batch of messages (offsets are the caller's), a chunk at a time. With
-    ``mirror_pool``, the MongoDB inserts run on its threads while the batch goes on."""
+    ``mirror_pool``, the MongoDB inserts run on its threads while the batch goes on. Messages
+    named in ``refused`` are quarantined with their reason."""
     configuration.refresh()
-    work = BatchWork(configuration)
+    work = BatchWork(configuration, refused)
     mirroring = Mirroring(mirror_pool)
     try:
         # deliveries and matches in one transaction; a replay conflicts and adds nothing
@@ -411,11 +463,13 @@ def process_batch(
                 for start in range(0, len(messages), CHUNK):
                     documents = work.decode(messages[start : start + CHUNK])
                     # 1. mirror: one document per event; a replay leaves the first copy as it was
-                    mirroring.send(documents)
+                    mirroring.send(work.encoded)
                     # 2. route and evaluate rules; 3. write the deliveries (PostgreSQL works on
                     # them while the next chunk is decoded)
                     writer.send(work.route(documents))
             RuleMatch.objects.bulk_create(work.matches, ignore_conflicts=True, batch_size=1000)
+            if work.unstored:
+                unmirror(work.unstored)
             # the mirror is complete before the deliveries commit: none shows before its event
             mirroring.wait()
             deliveries_enqueue_on_commit(writer.created)
@@ -452,7 +506,7 @@ def process_batch(
         quarantined=len(work.quarantine),
         deliveries=work.deliveries,
         matches=len(work.matches),
-        mirrored=[d["event_id"] for d in work.documents],
+        mirrored=[document_key(d) for d in work.documents],
     )
     EVENTS_CONSUMED.inc(result.events)
     EVENTS_QUARANTINED.inc(result.quarantined)
@@ -471,12 +525,53 @@ def _delivery(
     """A delivery row in ``DELIVERY_LOAD_COLUMNS`` order (plain tuples: thousands per batch)."""
     return (
         document["event_id"],
+        document["source"],
         document["type"],
         subscription_id,
         rule.pk if rule is not None else None,
         (document.get("partition_key") or "")[:255],
         HELD if held else PENDING,
     )
+
+
+OUTAGES: tuple[type[BaseException], ...] = (
+    ConnectionError,  # also redis' ConnectionError and TimeoutError
+    TimeoutError,
+    FutureTimeout,
+    pymongo_errors.ConnectionFailure,  # also AutoReconnect and server selection timeouts
+    pymongo_errors.WriteConcernError,
+    pymongo_errors.ExecutionTimeout,
+    psycopg.OperationalError,  # also serialization failures and deadlocks
+    psycopg.InterfaceError,
+    db_errors.OperationalError,
+    db_errors.InterfaceError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    KafkaException,
+    kafka.PublishError,
+    BufferError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a failure is a dependency's (retry the batch until it answers) rather than the
+    content's (some message will never get through)."""
+    if isinstance(exc, BulkWriteError):
+        # refused documents are content; a write concern not met is the server's state
+        return bool(exc.details.get("writeConcernErrors")) and not [
+            e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY
+        ]
+    if isinstance(exc, pymongo_errors.OperationFailure):
+        # the server is not in a state to write (shutting down, stepping down, not primary)
+        return exc.code in MONGO_TRANSIENT_CODES or bool(exc.has_error_label("RetryableWriteError"))
+    return isinstance(exc, OUTAGES)
+
+
+# NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+# PrimarySteppedDown, ShutdownInProgress, HostUnreachable, HostNotFound, NetworkTimeout,
+# ExceededTimeLimit, LockTimeout, WriteConcernFailed
+MONGO_TRANSIENT_CODES = frozenset((10107, 11600, 11602, 189, 91, 6, 7, 89, 262, 24, 64))
 
 
 def next_offsets(messages: Iterable[Message]) -> list[TopicPartition]:
@@ -548,13 +643,19 @@ class PipelineConsumer:
                     self.first_batch_at = idle_since
                 close_old_connections()
                 try:
-                    result = process_batch(usable, self.configuration, mirror_pool=mirror_pool)
-                except Exception:
-                    # MongoDB, PostgreSQL, Redis or the broker failed: nothing was committed,
-                    # so rewind to the batch's start and try it again after a pause.
+                    result = self._process(usable, mirror_pool)
+                except Exception as exc:  # noqa: BLE001 - logged, with the trace unless an outage
+                    # a dependency failed (MongoDB, PostgreSQL, Redis, the broker): nothing
+                    # was committed, so rewind to the batch's start and try it again later
                     failures += 1
                     pause = min(30.0, 0.5 * 2**failures)
-                    logger.exception("batch failed; retrying it in %.1f s", pause)
+                    logger.error(
+                        "batch failed (%s: %s); retrying it in %.1f s",
+                        type(exc).__name__,
+                        exc,
+                        pause,
+                        exc_info=not is_outage(exc),
+                    )
                     self._rewind(usable)
                     self._stopping.wait(pause)
                     continue
@@ -568,6 +669,50 @@ class PipelineConsumer:
             self.consumer.close()
             mirror_pool.shutdown()
         return processed
+
+    def _process(self, messages: list[Message], pool: ThreadPoolExecutor) -> BatchResult:
+        """One batch; a failure that is not an outage is retried once (a subscription may have
+        been deleted meanwhile), then the messages are taken one at a time, so that whatever
+        no retry will ever get through is quarantined and the others go on."""
+        try:
+            return process_batch(messages, self.configuration, mirror_pool=pool)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            first = exc
+        try:
+            return process_batch(messages, self.configuration, mirror_pool=pool)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+        logger.warning(
+            "a batch of %d message(s) failed twice (%s: %s): finding the messages that fail",
+            len(messages),
+            type(first).__name__,
+            first,
+        )
+        total = BatchResult()
+        for message in messages:
+            result = self._process_alone(message, pool)
+            total.events += result.events
+            total.quarantined += result.quarantined
+            total.deliveries += result.deliveries
+            total.matches += result.matches
+            total.mirrored += result.mirrored
+        return total
+
+    def _process_alone(self, message: Message, pool: ThreadPoolExecutor) -> BatchResult:
+        failure: Exception | None = None
+        for _ in range(2):
+            try:
+                return process_batch([message], self.configuration, mirror_pool=pool)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                failure = exc
+        reason = f"the pipeline cannot process it: {type(failure).__name__}: {failure}"
+        refused = {coordinates(message): reason}
+        return process_batch([message], self.configuration, mirror_pool=pool, refused=refused)
 
     def _rewind(self, messages: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}

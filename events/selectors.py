@@ -24,6 +24,19 @@ class InvalidCursor(ProblemError):
     title = "Invalid cursor"
 
 
+class EventAmbiguous(ProblemError):
+    """Several sources published an event with the id asked for, and no source was named."""
+
+    status_code = 409
+    default_code = "event-ambiguous"
+    default_detail = "Several events have this id; name the source too."
+    title = "Ambiguous event id"
+
+
+# sources listed in the answer to an ambiguous id
+AMBIGUOUS_SOURCES_SHOWN = 20
+
+
 @dataclass
 class EventFilters:
     type: str | None = None
@@ -60,15 +73,20 @@ class EventFilters:
 
 
 def encode_cursor(document: dict[str, Any]) -> str:
-    raw = json.dumps([document["timestamp"].isoformat(), document["event_id"]])
+    """The position after ``document`` in the list's order (time, id, source: an event is
+    its source and id, so events of one moment with one id stay apart)."""
+    raw = json.dumps([document["timestamp"].isoformat(), document["event_id"], document["source"]])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        moment, event_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(moment), str(event_id)
+        # cursors given out before the source joined them have two parts; they still work
+        moment, event_id, *source = json.loads(base64.urlsafe_b64decode(padded))
+        if len(source) > 1:
+            raise ValueError("too many parts")
+        return datetime.fromisoformat(moment), str(event_id), str(source[0]) if source else ""
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidCursor() from exc
 
@@ -79,18 +97,19 @@ def events_list(
     """Newest first; returns the page and the cursor of the next page (None at the end)."""
     query = filters.query()
     if cursor:
-        moment, event_id = decode_cursor(cursor)
+        moment, event_id, source = decode_cursor(cursor)
         after = {
             "$or": [
                 {"timestamp": {"$lt": moment}},
                 {"timestamp": moment, "event_id": {"$lt": event_id}},
+                {"timestamp": moment, "event_id": event_id, "source": {"$lt": source}},
             ]
         }
         query = {"$and": [query, after]} if query else after
     documents = list(
         mongo.get_db()[mongo.EVENTS]
         .find(query, {"_id": 0, "search_text": 0})
-        .sort([("timestamp", DESCENDING), ("event_id", DESCENDING)])
+        .sort([("timestamp", DESCENDING), ("event_id", DESCENDING), ("source", DESCENDING)])
         .skip(offset)
         .limit(limit + 1)
     )
@@ -98,10 +117,27 @@ def events_list(
     return documents[:limit], next_cursor
 
 
-def event_get(event_id: str) -> dict[str, Any] | None:
-    return mongo.get_db()[mongo.EVENTS].find_one(
-        {"event_id": event_id}, {"_id": 0, "search_text": 0}
+def event_get(event_id: str, source: str | None = None) -> dict[str, Any] | None:
+    """The stored event with this id (and source). Without a source the id must name one
+    event: when several sources used it, ``EventAmbiguous`` lists them."""
+    query = {"event_id": event_id}
+    if source is not None:
+        query["source"] = source
+    documents = list(
+        mongo.get_db()[mongo.EVENTS]
+        .find(query, {"_id": 0, "search_text": 0})
+        .sort("source", 1)
+        .limit(AMBIGUOUS_SOURCES_SHOWN + 1)
     )
+    if len(documents) > 1:
+        sources = [d["source"] for d in documents[:AMBIGUOUS_SOURCES_SHOWN]]
+        raise EventAmbiguous(
+            f"{'More than ' if len(documents) > AMBIGUOUS_SOURCES_SHOWN else ''}"
+            f"{len(sources)} events have the id {event_id!r}, each from another source: "
+            "name the source too (?source=).",
+            extra={"sources": sources},
+        )
+    return documents[0] if documents else None
 
 
 def events_search(*, text: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from eventhub.problems import DependencyUnavailable, ProblemError
 from eventhub.redis import get_redis
 from events.envelope import kafka_headers, partition_key
 from events.registry import CompiledType, registry
+from events.storable import envelope_problems
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +71,17 @@ def _idempotency_key(envelope: dict[str, Any]) -> str:
 def event_validate(
     envelope: dict[str, Any], *, lookup: Callable[[str], CompiledType | None] | None = None
 ) -> list[dict[str, str]]:
-    """Problems with the event's type or data (empty when it may be published). ``lookup``
-    finds the type instead of ``registry.get`` (the pipeline looks each type up once a batch)."""
+    """Problems with the event's type or data (empty when it may be published): its data and
+    metadata must be storable (``events.storable``) and the data must satisfy the type's
+    schema. ``lookup`` finds the type instead of ``registry.get`` (the pipeline looks each type
+    up once a batch)."""
     compiled = (lookup or registry.get)(envelope["type"])
     if compiled is None:
         return [{"pointer": "/type", "detail": f"unknown event type {envelope['type']!r}"}]
     if not compiled.enabled:
         return [{"pointer": "/type", "detail": f"event type {envelope['type']!r} is disabled"}]
-    return compiled.errors(envelope.get("data"))
+    # what no schema can make storable (beyond 64 bits, NUL in keys, NaN, too deep)
+    return envelope_problems(envelope) or compiled.errors(envelope.get("data"))
 
 
 def encode(envelope: dict[str, Any]) -> bytes:

@@ -38,13 +38,14 @@ class RuleAdmin(admin.ModelAdmin):
 
 @admin.register(RuleMatch)
 class RuleMatchAdmin(admin.ModelAdmin):
-    list_display = ["matched_at", "rule", "event_type", "event_id", "threshold_key"]
+    list_display = ["matched_at", "rule", "event_type", "event_source", "event_id", "threshold_key"]
     list_filter = ["rule", "event_type"]
-    search_fields = ["event_id", "rule__name", "threshold_key", "notification"]
+    search_fields = ["event_id", "event_source", "rule__name", "threshold_key", "notification"]
     list_select_related = ["rule"]
     readonly_fields = [
         "rule",
         "event_id",
+        "event_source",
         "event_type",
         "threshold_key",
         "notification",

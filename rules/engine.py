@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Count, Max
 from prometheus_client import Counter
 
+from eventhub.identity import document_key, key_member
 from eventhub.redis import get_redis
 from rules.conditions import compile_query
 from rules.models import Rule
@@ -67,7 +68,8 @@ class RuleSet:
                     redis = redis or get_redis()
                     if not _passes_threshold(redis, rule, key, document):
                         continue
-                    if not _outside_cooldown(redis, rule, key, document["event_id"]):
+                    member = key_member(document_key(document))
+                    if not _outside_cooldown(redis, rule, key, member):
                         continue
                 firings.append(Firing(rule, document, key))
                 RULES_MATCHED.labels(rule=rule.name).inc()
@@ -81,7 +83,8 @@ def _passes_threshold(redis, rule: Rule, key: str, document: dict[str, Any]) -> 
     score = moment.timestamp()
     name = f"eventhub:rule:{rule.pk}:window:{key}"
     pipe = redis.pipeline(transaction=False)
-    pipe.zadd(name, {document["event_id"]: score})
+    # one member per event (source and id), so a replayed event counts once
+    pipe.zadd(name, {key_member(document_key(document)): score})
     pipe.zremrangebyscore(name, "-inf", score - rule.threshold_window_seconds)
     pipe.zcount(name, score - rule.threshold_window_seconds, score)
     pipe.expire(name, rule.threshold_window_seconds + 60)
@@ -89,14 +92,15 @@ def _passes_threshold(redis, rule: Rule, key: str, document: dict[str, Any]) -> 
     return count >= rule.threshold_count
 
 
-def _outside_cooldown(redis, rule: Rule, key: str, event_id: str) -> bool:
+def _outside_cooldown(redis, rule: Rule, key: str, event: str) -> bool:
+    """Whether ``event`` (a ``key_member``) may fire: it holds the cooldown, or takes it."""
     if not rule.cooldown_seconds:
         return True
     name = f"eventhub:rule:{rule.pk}:cooldown:{key}"
-    if redis.set(name, event_id, nx=True, ex=rule.cooldown_seconds):
+    if redis.set(name, event, nx=True, ex=rule.cooldown_seconds):
         return True
     holder = redis.get(name)
-    return holder is not None and holder.decode() == event_id
+    return holder is not None and holder.decode() == event
 
 
 def rules_stamp() -> tuple:

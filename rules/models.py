@@ -105,7 +105,9 @@ class RuleMatch(models.Model):
     """A rule fired for an event (after its threshold, outside its cooldown)."""
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="matches")
-    event_id = models.CharField(max_length=255)
+    # the event is its source and id together (events.envelope.MAX_STRING long at most)
+    event_id = models.CharField(max_length=1024)
+    event_source = models.CharField(max_length=1024)
     event_type = models.CharField(max_length=200)
     threshold_key = models.CharField(max_length=255, blank=True)
     notification = models.TextField(blank=True, help_text="Set by a notify action.")
@@ -115,7 +117,9 @@ class RuleMatch(models.Model):
         ordering = ["-matched_at", "-id"]
         constraints = [
             # a replayed pipeline batch records nothing twice
-            models.UniqueConstraint(fields=["rule", "event_id"], name="rulematch_unique_event"),
+            models.UniqueConstraint(
+                fields=["rule", "event_id", "event_source"], name="rulematch_unique_event"
+            ),
         ]
         indexes = [
             # a rule's recent matches (admin)
@@ -123,4 +127,4 @@ class RuleMatch(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule} matched {self.event_id}"
+        return f"{self.rule} matched {self.event_source} {self.event_id}"

@@ -63,13 +63,24 @@ def test_ensure_kafka_topics_sets_retention_from_settings(settings, unique_name)
     assert kafka.topic_retention_ms(settings.KAFKA_TOPIC_EVENTS) == 5 * 3_600_000
 
 
+def test_ensure_mongo_indexes_replaces_the_unique_index_on_the_id_alone(mongo_db):
+    mongo_db.events.create_index("event_id", name="event_id_unique", unique=True)
+    mongo_db.events.insert_one({"event_id": "1", "source": "/a"})
+    run("ensure_mongo_indexes")
+    assert "event_id_unique" not in mongo_db.events.index_information()
+    mongo_db.events.insert_one({"event_id": "1", "source": "/b"})  # another producer's event
+    assert mongo_db.events.count_documents({"event_id": "1"}) == 2
+
+
 def test_ensure_mongo_indexes_is_idempotent(mongo_db):
     run("ensure_mongo_indexes")
     output = run("ensure_mongo_indexes")
-    assert "events: event_id_unique" in output
+    assert "events: event_key_unique" in output
 
     indexes = mongo_db.events.index_information()
-    assert indexes["event_id_unique"]["unique"] is True
+    assert indexes["event_key_unique"]["unique"] is True
+    assert indexes["event_key_unique"]["key"] == [("event_id", 1), ("source", 1)]
+    assert "event_id_unique" not in indexes
     assert indexes["expires_at_ttl"]["expireAfterSeconds"] == 0
     assert indexes["type_time_severity"]["key"] == [
         ("type", 1),

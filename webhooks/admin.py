@@ -33,6 +33,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "event_type",
+        "event_source",
         "event_id",
         "subscription",
         "rule",
@@ -43,12 +44,19 @@ class DeliveryAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "is_test", "event_type"]
-    search_fields = ["event_id", "event_type", "subscription__url", "subscription__name"]
+    search_fields = [
+        "event_id",
+        "event_source",
+        "event_type",
+        "subscription__url",
+        "subscription__name",
+    ]
     list_select_related = ["subscription__subscriber", "rule"]
     autocomplete_fields = ["subscription"]
     raw_id_fields = ["rule"]
     readonly_fields = [
         "event_id",
+        "event_source",
         "event_type",
         "subscription",
         "rule",

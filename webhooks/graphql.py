@@ -17,6 +17,7 @@ class DeliveryNode(DjangoObjectType):
         fields = [
             "id",
             "event_id",
+            "event_source",
             "event_type",
             "subscription",
             "status",

@@ -26,12 +26,16 @@ def message_id(delivery_id: int) -> str:
 class Delivery(models.Model):
     """One event owed to one subscription (through one rule, or directly).
 
-    Unique per (event, subscription, rule), so a replayed pipeline batch adds nothing.
+    An event is its ``source`` and ``id`` together (CloudEvents' identity): two producers may
+    use the same id. Unique per (event, subscription, rule), so a replayed pipeline batch adds
+    nothing.
     """
 
     Status = DeliveryStatus
 
-    event_id = models.CharField(max_length=255)
+    # as long as the envelope allows (events.envelope.MAX_STRING)
+    event_id = models.CharField(max_length=1024)
+    event_source = models.CharField(max_length=1024)
     event_type = models.CharField(max_length=200)
     subscription = models.ForeignKey(
         Subscription, on_delete=models.PROTECT, related_name="deliveries"
@@ -58,8 +62,9 @@ class Delivery(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "deliveries"
         constraints = [
+            # its index also serves every delivery of one event, by id alone or with source
             models.UniqueConstraint(
-                fields=["event_id", "subscription", "rule"],
+                fields=["event_id", "event_source", "subscription", "rule"],
                 nulls_distinct=False,
                 name="delivery_unique_event_target",
             ),
@@ -77,8 +82,6 @@ class Delivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="delivery_status_next"),
             # a subscription's deliveries, newest first (admin, API, success rate)
             models.Index(fields=["subscription", "-created_at"], name="delivery_sub_time"),
-            # every delivery of one event
-            models.Index(fields=["event_id"], name="delivery_event"),
             # the DLQ's recent past: dead deliveries by when they died (list_dlq, replay)
             models.Index(
                 fields=["updated_at"],
@@ -94,7 +97,10 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} {self.event_id} → {self.subscription_id} ({self.status})"
+        return (
+            f"{self.event_type} {self.event_source} {self.event_id} → {self.subscription_id} "
+            f"({self.status})"
+        )
 
     @property
     def message_id(self) -> str:

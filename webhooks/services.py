@@ -38,6 +38,7 @@ from prometheus_client import Counter, Histogram
 
 from accounts.services import audit_log_record
 from eventhub import kafka, mongo
+from eventhub.identity import TEST_SOURCE, EventKey, document_key
 from eventhub.problems import ProblemError
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_set_state
@@ -251,10 +252,15 @@ def subscription_release_held(
 class Claimed:
     id: int
     event_id: str
+    event_source: str
     subscription_id: int
     partition_key: str
     attempt: int  # this attempt's number
     retry_index: int  # attempts since the last operator retry or replay
+
+    @property
+    def event_key(self) -> EventKey:
+        return self.event_source, self.event_id
 
 
 def _hold_inactive(ids: list[int], now: datetime) -> None:
@@ -286,7 +292,8 @@ def _claim(ids: list[int], now: datetime, lease_until: datetime) -> list[Claimed
                   WHERE p.subscription_id = d.subscription_id
                     AND p.partition_key = d.partition_key AND p.id < d.id
                     AND p.status IN (%s, %s, %s, %s)))
-            RETURNING d.id, d.event_id, d.subscription_id, d.partition_key, d.attempts,
+            RETURNING d.id, d.event_id, d.event_source, d.subscription_id, d.partition_key,
+                d.attempts,
                 d.attempts - d.attempts_before_replay
             """,
             [
@@ -352,11 +359,20 @@ def _update_rows(rows: list[tuple], *, now: datetime) -> None:
         )
 
 
-def _load_events(event_ids: list[str]) -> dict[str, dict[str, Any]]:
+def _load_events(keys: set[EventKey]) -> dict[EventKey, dict[str, Any]]:
+    """The envelopes of the events named by (source, id); found by id through the unique
+    index (``event_id``, ``source``), then kept only where the source matches too: another
+    producer's event with the same id is never sent in their place."""
     documents = mongo.get_db()[mongo.EVENTS].find(
-        {"event_id": {"$in": event_ids}}, {"_id": 0, "search_text": 0}
+        {"event_id": {"$in": sorted({event_id for _, event_id in keys})}},
+        {"_id": 0, "search_text": 0},
     )
-    return {document["event_id"]: envelope_of(document) for document in documents}
+    found = {}
+    for document in documents:
+        key = document_key(document)
+        if key in keys:
+            found[key] = envelope_of(document)
+    return found
 
 
 def deliveries_send(*, ids: list[int], background: bool = False) -> int:
@@ -383,13 +399,13 @@ def deliveries_send(*, ids: list[int], background: bool = False) -> int:
     claimed = _apply_rate_limits(claimed, subscriptions, now)
     if not claimed:
         return 0
-    events = _load_events(sorted({c.event_id for c in claimed}))
+    events = _load_events({c.event_key for c in claimed})
 
     timestamp = int(time.time())
     sendable: list[tuple[Claimed, OutboundRequest]] = []
     missing: list[Claimed] = []
     for item in claimed:
-        envelope = events.get(item.event_id)
+        envelope = events.get(item.event_key)
         if envelope is None:
             missing.append(item)
             continue
@@ -456,7 +472,7 @@ def _record_when_done(
     done: Future,
     sendable: list[tuple[Claimed, OutboundRequest]],
     subscriptions: dict[int, Subscription],
-    events: dict[str, dict[str, Any]],
+    events: dict[EventKey, dict[str, Any]],
     missing: list[Claimed],
 ) -> None:
     """Write the outcomes of a batch sent in the background (in a recorder thread)."""
@@ -494,7 +510,7 @@ def _record(
     sendable: list[tuple[Claimed, OutboundRequest]],
     outcomes: list[Outcome],
     subscriptions: dict[int, Subscription],
-    events: dict[str, dict[str, Any]],
+    events: dict[EventKey, dict[str, Any]],
     missing: list[Claimed],
 ) -> None:
     now = timezone.now()
@@ -644,7 +660,7 @@ def dlq_message(
                 "name": subscription.name,
                 "url": subscription.url,
             },
-            "event": envelope or {"id": item.event_id},
+            "event": envelope or {"id": item.event_id, "source": item.event_source},
         },
         default=str,
     ).encode()
@@ -653,7 +669,7 @@ def dlq_message(
 def _publish_dead(
     dead: list[tuple[Claimed, str, int | None]],
     subscriptions: dict[int, Subscription],
-    events: dict[str, dict[str, Any]],
+    events: dict[EventKey, dict[str, Any]],
 ) -> None:
     """Publish dead deliveries to the DLQ topic. They stay in PostgreSQL whatever happens
     here, so a broker outage costs the copy on Kafka, never the delivery itself."""
@@ -665,9 +681,12 @@ def _publish_dead(
             futures.append(
                 publisher.publish(
                     settings.KAFKA_TOPIC_DLQ,
-                    dlq_message(item, subscription, events.get(item.event_id), error, status_code),
+                    dlq_message(item, subscription, events.get(item.event_key), error, status_code),
                     key=str(subscription.pk).encode(),
-                    headers=[("ce_id", item.event_id.encode())],
+                    headers=[
+                        ("ce_id", item.event_id.encode()),
+                        ("ce_source", item.event_source.encode()),
+                    ],
                 )
             )
         for future in futures:
@@ -689,7 +708,7 @@ def subscription_send_test(
     envelope = {
         "specversion": "1.0",
         "id": event_id,
-        "source": "eventhub",
+        "source": TEST_SOURCE,
         "type": "eventhub.test",
         "time": now.isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
@@ -697,6 +716,7 @@ def subscription_send_test(
     }
     delivery = Delivery.objects.create(
         event_id=event_id,
+        event_source=TEST_SOURCE,
         event_type="eventhub.test",
         subscription=subscription,
         status=Status.IN_FLIGHT,

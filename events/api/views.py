@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.authentication import principal_id
 from accounts.permissions import IsReader, IsWriter, ReadOrAdmin
 from accounts.throttling import PublishRateThrottle, ReadRateThrottle
+from eventhub import strict_json
 from eventhub.problems import PayloadTooLarge, ProblemError
 from eventhub.redis import get_redis
 from events.api.serializers import (
@@ -70,7 +71,7 @@ def read_body(request: Request, limit: int) -> bytes:
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return strict_json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ParseError(f"The body is not valid JSON: {exc}") from exc
 
@@ -332,12 +333,29 @@ class EventDetailView(APIView):
     @extend_schema(
         operation_id="events_retrieve",
         summary="One stored event",
-        responses={200: EventOutSerializer, **problems(s404="No such event")},
+        description=(
+            "An event is its `source` and `id` together: two producers may use one id. "
+            "Without `source`, the id must name one stored event; when several sources used "
+            "it the answer is 409 with their `sources`."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "source",
+                str,
+                description="The event's source (needed when several sources used the id).",
+            )
+        ],
+        responses={
+            200: EventOutSerializer,
+            **problems(s404="No such event", s409="Several sources used this id: name one"),
+        },
     )
     def get(self, request: Request, event_id: str) -> Response:
-        document = event_get(event_id)
+        source = request.query_params.get("source")
+        document = event_get(event_id, source)
         if document is None:
-            raise NotFound(f"No stored event has the id {event_id!r}.")
+            where = f" from source {source!r}" if source is not None else ""
+            raise NotFound(f"No stored event has the id {event_id!r}{where}.")
         return Response(document_to_event(document))
 
 

@@ -29,6 +29,7 @@ from accounts.authentication import (
     principal_id,
     role_of,
 )
+from eventhub import strict_json
 from eventhub.problems import DEPENDENCY_ERRORS, DependencyUnavailable
 from events.documents import document_to_event
 from events.envelope import EnvelopeError, from_document
@@ -77,7 +78,7 @@ def _json_field(text: str, pointer: str) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
+        return strict_json.loads(text)
     except ValueError as exc:
         raise EnvelopeError.at(pointer, f"is not valid JSON: {exc}") from exc
 

@@ -119,7 +119,8 @@ def test_a_batch_of_several_chunks_is_written_once_and_a_replay_adds_nothing(
     # the new pending rows, and only those, are queued
     assert sorted(queued) == sorted((i, s) for i, s, status in rows if status == "pending")
     assert mongo_db[mongo.EVENTS].count_documents({}) == len(batch)
-    stored = mongo_db[mongo.EVENTS].find_one({"event_id": result.mirrored[1]})
+    source, event_id = result.mirrored[1]  # an event is its source and id
+    stored = mongo_db[mongo.EVENTS].find_one({"source": source, "event_id": event_id})
     assert isinstance(stored["_id"], ObjectId)  # MongoDB made it
     assert (stored["user_id"], stored["payload"], stored["search_text"]) == (
         "user-1",
@@ -231,3 +232,94 @@ def test_integers_beyond_64_bits_stay_whole():
     assert pipeline.loads(b'{"n": 123456789012345678901234567890}') == {
         "n": 123456789012345678901234567890
     }
+
+
+# --- a failure is an outage (retry the batch) or the content's (set the message aside) -----------
+
+
+def test_a_message_that_always_fails_is_quarantined_and_the_others_go_on(
+    payments, mongo_db, queued, pool, monkeypatch
+):
+    """Whatever the cause (here one seam: routing raises for one event), a message that never
+    gets through is set aside after retries, and the rest of its batch is written."""
+    SubscriptionFactory(event_types=["payment.failed"])
+    published = []
+
+    class Publisher:
+        def publish(self, topic, value, *, key=None, headers=None):
+            published.append((value, dict(headers or [])))
+            future = Future()
+            future.set_result((0, 0))
+            return future
+
+    monkeypatch.setattr(pipeline.kafka, "get_publisher", Publisher)
+    route = pipeline.BatchWork.route
+
+    def poisoned(self, documents):
+        if any(d["payload"]["amount"] == 13 for d in documents):
+            raise ValueError("no retry will ever route amount 13")
+        return route(self, documents)
+
+    monkeypatch.setattr(pipeline.BatchWork, "route", poisoned)
+    batch = messages(30)
+    consumer = pipeline.PipelineConsumer()
+    result = consumer._process(batch, pool)
+
+    assert (result.events, result.quarantined) == (29, 1)
+    assert Delivery.objects.count() == 29
+    ((value, headers),) = published
+    assert json.loads(value)["data"]["amount"] == 13
+    assert headers["x-quarantine-reason"].startswith(
+        b"the pipeline cannot process it: ValueError: no retry will ever route amount 13"
+    )
+    assert mongo_db[mongo.EVENTS].count_documents({"source": "/batch"}) == 29
+
+
+def test_an_outage_is_not_blamed_on_the_messages(payments, mongo_db, queued, pool, monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    def down(documents):
+        raise AutoReconnect("connection refused")
+
+    monkeypatch.setattr(pipeline, "mirror", down)
+    with pytest.raises(AutoReconnect):
+        pipeline.PipelineConsumer()._process(messages(5), pool)
+    assert Delivery.objects.count() == 0  # retried later as a whole, nothing set aside
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        ("AutoReconnect", True),
+        ("ServerSelectionTimeoutError", True),
+        ("OperationalError", True),
+        ("RedisConnectionError", True),
+        ("KafkaException", True),
+        ("BulkWriteErrorOfDocuments", False),
+        ("BulkWriteErrorOfWriteConcern", True),
+        ("ValueError", False),
+        ("IntegrityError", False),
+    ],
+)
+def test_outages_are_told_from_content(error, outage):
+    from confluent_kafka import KafkaException
+    from django.db import IntegrityError, OperationalError
+    from pymongo.errors import AutoReconnect, BulkWriteError, ServerSelectionTimeoutError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    errors = {
+        "AutoReconnect": AutoReconnect("x"),
+        "ServerSelectionTimeoutError": ServerSelectionTimeoutError("x"),
+        "OperationalError": OperationalError("x"),
+        "RedisConnectionError": RedisConnectionError("x"),
+        "KafkaException": KafkaException("x"),
+        "BulkWriteErrorOfDocuments": BulkWriteError(
+            {"writeErrors": [{"code": 2, "index": 0}], "writeConcernErrors": []}
+        ),
+        "BulkWriteErrorOfWriteConcern": BulkWriteError(
+            {"writeErrors": [], "writeConcernErrors": [{"code": 64}]}
+        ),
+        "ValueError": ValueError("x"),
+        "IntegrityError": IntegrityError("x"),
+    }
+    assert pipeline.is_outage(errors[error]) is outage

@@ -11,6 +11,7 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
         model = Delivery
 
     event_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    event_source = "/test"  # what the store_event fixture stores
     event_type = "payment.failed"
     subscription = factory.SubFactory(SubscriptionFactory)
 

@@ -45,9 +45,14 @@ def subscribed(url: str, **fields) -> tuple[Subscription, str]:
     return subscription, subscription_add_secret(subscription=subscription)
 
 
-def pending(subscription: Subscription, event_id: str, **fields) -> Delivery:
+def pending(
+    subscription: Subscription, event_id: str, *, source: str = "/test", **fields
+) -> Delivery:
+    """A pending delivery of the event ``source`` + ``event_id`` (``/test``: the source the
+    store_event fixture stores)."""
     return Delivery.objects.create(
         event_id=event_id,
+        event_source=source,
         event_type="payment.failed",
         subscription=subscription,
         next_attempt_at=timezone.now() + timedelta(seconds=60),

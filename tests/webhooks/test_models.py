@@ -28,10 +28,19 @@ def test_one_delivery_per_event_subscription_and_rule():
     assert Delivery.objects.filter(event_id=delivery.event_id).count() == 3
 
 
+def test_the_same_id_from_another_source_is_another_event():
+    delivery = DeliveryFactory(event_source="/shop")
+    DeliveryFactory(
+        event_id=delivery.event_id, event_source="/billing", subscription=delivery.subscription
+    )
+    assert Delivery.objects.filter(event_id=delivery.event_id).count() == 2
+
+
 def test_bulk_create_ignoring_conflicts_adds_nothing_on_replay():
     delivery = DeliveryFactory()
     again = Delivery(
         event_id=delivery.event_id,
+        event_source=delivery.event_source,
         event_type=delivery.event_type,
         subscription=delivery.subscription,
     )

@@ -167,7 +167,7 @@ def test_a_delivery_whose_worker_was_killed_mid_request_is_sent_again(
     mongo_db[mongo.EVENTS].insert_one(event_document(envelope, retention_days=1))
     receiver.reply("/hook", Reply(200, delay=1.5))  # the first request is slow...
     first = start_worker()
-    delivery = pending(subscription, envelope["id"])
+    delivery = pending(subscription, envelope["id"], source=envelope["source"])
     deliveries_enqueue([(delivery.pk, subscription.pk)])
     assert receiver.wait_for(1, timeout=20)
     first.stop(signal.SIGKILL)  # ...and its worker dies before the answer

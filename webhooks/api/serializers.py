@@ -56,6 +56,7 @@ DELIVERY_FIELDS = [
     "id",
     "message_id",
     "event_id",
+    "event_source",
     "event_type",
     "subscription",
     "rule",

@@ -60,7 +60,14 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [ReadOrAdmin]
     throttle_classes = [ReadRateThrottle]
     pagination_class = DeliveryPagination
-    filterset_fields = ["status", "subscription", "event_type", "event_id", "is_test"]
+    filterset_fields = [
+        "status",
+        "subscription",
+        "event_type",
+        "event_id",
+        "event_source",
+        "is_test",
+    ]
     lookup_value_regex = r"\d+"
 
     def get_queryset(self) -> QuerySet[Delivery]:

@@ -70,13 +70,14 @@ class Command(BaseCommand):
         if rows:
             self.stdout.write(
                 f"{'ID':>8}  {'DEAD AT (UTC)':19}  {'SUBSCRIPTION':24}  {'EVENT TYPE':24}  "
-                f"{'EVENT ID':36}  {'ATTEMPTS':>8}  LAST ERROR"
+                f"{'EVENT (SOURCE ID)':48}  {'ATTEMPTS':>8}  LAST ERROR"
             )
         for delivery in rows:
             target = one_line(f"{delivery.subscription_id} {delivery.subscription}", 24)
             self.stdout.write(
                 f"{delivery.pk:>8}  {delivery.updated_at:%Y-%m-%d %H:%M:%S}  {target:24}  "
-                f"{one_line(delivery.event_type, 24):24}  {one_line(delivery.event_id, 36):36}  "
+                f"{one_line(delivery.event_type, 24):24}  "
+                f"{one_line(f'{delivery.event_source} {delivery.event_id}', 48):48}  "
                 f"{delivery.attempts:>8}  {one_line(delivery.last_error, ERROR_WIDTH)}"
             )
         shown = f" ({len(rows)} shown)" if total > len(rows) else ""
