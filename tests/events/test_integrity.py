@@ -327,8 +327,10 @@ def test_events_no_door_would_take_are_quarantined_and_the_others_delivered(
         good.append(good_id)
         send(producer, good_id, f'{{"n": {n}}}')
         send(producer, event_id, data)
+    long_id = f"{tag}-{'l' * 1000}"  # as long as the envelope allows
+    send(producer, long_id, '{"n": 98}')
     send(producer, f"{tag}-last", '{"n": 99}')
-    good.append(f"{tag}-last")
+    good += [long_id, f"{tag}-last"]
     assert producer.flush(10) == 0
 
     assert run_pipeline(len(bad) + len(good)) == len(bad) + len(good)
