@@ -89,6 +89,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+def has_role(user, minimum: str) -> bool:
+    """The one role check (REST permissions, GraphQL resolvers, gRPC methods): whether the
+    caller's role is ``minimum`` or above (reader < writer < admin)."""
+    role = role_of(user)
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[minimum]
+
+
 def role_of(user) -> str | None:
     """The caller's role, or None for anonymous callers and users without a role group."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:

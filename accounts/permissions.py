@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from accounts.authentication import ROLE_RANK, role_of
+from accounts.authentication import has_role
 from accounts.roles import Role
 
 
@@ -13,8 +13,7 @@ class _RoleAtLeast(BasePermission):
     message = "Your role does not allow this."
 
     def has_permission(self, request, view) -> bool:
-        role = role_of(request.user)
-        return role is not None and ROLE_RANK[role] >= ROLE_RANK[self.minimum]
+        return has_role(request.user, self.minimum)
 
 
 class IsReader(_RoleAtLeast):

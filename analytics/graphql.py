@@ -2,8 +2,9 @@
 
 import graphene
 
+from accounts.graphql import require_role
 from analytics.selectors import metrics_window
-from eventhub.graphql import error, require_role
+from core.graphql import error
 
 
 class TimeWindow(graphene.ObjectType):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventhub import mongo
+from core import mongo
 
 
 def metrics_window(*, minutes: int, now: datetime | None = None) -> dict[str, Any]:

@@ -38,9 +38,9 @@ from eventhub import kafka, mongo  # noqa: E402
 from eventhub.celery import app as celery_app  # noqa: E402
 from events.documents import event_document  # noqa: E402
 from events.models import EventType  # noqa: E402
-from events.pipeline import PipelineConsumer  # noqa: E402
 from events.registry import registry  # noqa: E402
 from events.services import encode  # noqa: E402
+from pipeline.consumer import PipelineConsumer  # noqa: E402
 from subscriptions.models import Subscriber, Subscription  # noqa: E402
 from webhooks.models import Delivery  # noqa: E402
 

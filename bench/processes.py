@@ -230,7 +230,7 @@ def remove_run_data(subscriber, type_name: str) -> None:
     the run's task queue. Needs Django set up."""
     from django.db import connection
 
-    from eventhub import mongo
+    from core import mongo
     from events.models import EventType
     from webhooks.models import Delivery, DeliveryAttempt
 

@@ -15,7 +15,7 @@ app.autodiscover_tasks()
 def _add_pipeline_step(app: Celery) -> None:
     from click import Option
 
-    from events.bootsteps import PipelineStep
+    from pipeline.bootsteps import PipelineStep
 
     app.user_options["worker"].add(
         Option(

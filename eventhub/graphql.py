@@ -8,8 +8,6 @@ Every error carries ``extensions.code``: ``UNAUTHENTICATED``, ``FORBIDDEN``, ``I
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -18,56 +16,13 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from graphene.validation import depth_limit_validator
 from graphene_django.views import GraphQLView, HttpError
-from graphql import GraphQLError, ValidationRule
+from graphql import ValidationRule
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-from accounts.authentication import ROLE_RANK, role_of
-from eventhub import strict_json
-from eventhub.problems import DEPENDENCY_ERRORS, DependencyUnavailable, ProblemError
-
-
-def error(message: str, code: str, **extensions: Any) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": code, **extensions})
-
-
-def require_role(minimum: str) -> Callable:
-    """Resolver decorator: refuse callers whose role is below ``minimum``."""
-
-    def decorate(resolver: Callable) -> Callable:
-        @functools.wraps(resolver)
-        def wrapper(root, info, *args, **kwargs):
-            request = info.context
-            auth_error = getattr(request, "eventhub_auth_error", None)
-            if auth_error:
-                raise error(auth_error, "UNAUTHENTICATED")
-            role = role_of(request.user)
-            if role is None:
-                raise error("Authentication credentials were not provided.", "UNAUTHENTICATED")
-            if ROLE_RANK[role] < ROLE_RANK[minimum]:
-                raise error(f"This needs the {minimum} role or above.", "FORBIDDEN")
-            try:
-                return resolver(root, info, *args, **kwargs)
-            except ProblemError as exc:
-                raise problem_to_error(exc) from exc
-            except exceptions.ValidationError as exc:
-                raise error("Invalid input.", "BAD_INPUT", errors=exc.detail) from exc
-            except DEPENDENCY_ERRORS as exc:
-                raise problem_to_error(DependencyUnavailable()) from exc
-
-        return wrapper
-
-    return decorate
-
-
-def problem_to_error(exc: ProblemError) -> GraphQLError:
-    code = exc.default_code.upper().replace("-", "_")
-    extensions: dict[str, Any] = dict(exc.extra)
-    if isinstance(exc, DependencyUnavailable):
-        code = "UNAVAILABLE"
-        extensions["retryAfter"] = exc.retry_after
-    return error(str(exc.detail), code, **extensions)
+from core import strict_json
+from core.graphql import error
 
 
 class FieldCountLimit(ValidationRule):
@@ -112,7 +67,7 @@ class EventHubGraphQLView(GraphQLView):
         return super().dispatch(request, *args, **kwargs)
 
     def parse_body(self, request: HttpRequest) -> Any:
-        """graphene-django's, with JSON bodies read strictly (``eventhub.strict_json``): NaN
+        """graphene-django's, with JSON bodies read strictly (``core.strict_json``): NaN
         and bodies nested too deep to read are a 400, as other malformed JSON is."""
         if self.get_content_type(request) == "application/json":
             try:

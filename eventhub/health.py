@@ -4,7 +4,7 @@
 PostgreSQL, Redis, Kafka and MongoDB, each with its status and latency, and answers 503 with
 ``Retry-After`` when one is down. ``GET /health/<name>`` checks one dependency, or
 ``pipeline``: whether the pipeline's consumers report in, their lag, and none stalled (see
-``events.lag``). The pipeline is not part of ``/ready``: the web tier serves without it.
+``pipeline.lag``). The pipeline is not part of ``/ready``: the web tier serves without it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from eventhub import __version__, kafka, mongo
-from eventhub.problems import problem_response
-from events.lag import pipeline_status
+from core import __version__, kafka, mongo
+from core.problems import problem_response
+from pipeline.lag import pipeline_status
 
 
 def check_postgres() -> str:

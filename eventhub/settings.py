@@ -1,6 +1,6 @@
 """Django settings for EventHub.
 
-Every value comes from the environment through the typed helpers in ``eventhub.env``;
+Every value comes from the environment through the typed helpers in ``core.env``;
 ``.env.example`` lists each variable with its default. A ``.env`` file in the project root,
 when present, is read first (real environment variables win).
 """
@@ -14,7 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from eventhub.env import env_bool, env_float, env_int, env_list, env_str
+from core.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "graphene_django",
     "accounts",
     "events",
+    "pipeline",
     "subscriptions",
     "rules",
     "webhooks",
@@ -248,7 +249,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "eventhub.problems.problem_exception_handler",
+    "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "publish": THROTTLE_PUBLISH_RATE,
         "read": THROTTLE_READ_RATE,

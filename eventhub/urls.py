@@ -8,8 +8,8 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from eventhub import health
 from eventhub.graphql import EventHubGraphQLView
 
-handler404 = "eventhub.problems.handler404"
-handler500 = "eventhub.problems.handler500"
+handler404 = "core.problems.handler404"
+handler500 = "core.problems.handler500"
 
 admin.site.site_header = "EventHub"
 admin.site.site_title = "EventHub admin"

@@ -10,7 +10,8 @@ from graphene.types.generic import GenericScalar
 from graphene_django import DjangoObjectType
 
 from accounts.authentication import principal_id
-from eventhub.graphql import error, require_role
+from accounts.graphql import require_role
+from core.graphql import error
 from events.documents import document_to_event
 from events.envelope import EnvelopeError, from_document
 from events.models import EventType

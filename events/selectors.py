@@ -12,8 +12,8 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.errors import OperationFailure
 
-from eventhub import mongo
-from eventhub.problems import DependencyUnavailable, ProblemError
+from core import mongo
+from core.problems import DependencyUnavailable, ProblemError
 
 INDEX_NOT_FOUND = 27
 

@@ -22,9 +22,9 @@ from typing import Any
 from django.conf import settings
 from rest_framework import status
 
-from eventhub import kafka
-from eventhub.problems import DependencyUnavailable, ProblemError
-from eventhub.redis import get_redis
+from core import kafka
+from core.problems import DependencyUnavailable, ProblemError
+from core.redis import get_redis
 from events.envelope import kafka_headers, partition_key
 from events.registry import CompiledType, registry
 from events.storable import envelope_problems

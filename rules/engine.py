@@ -17,8 +17,8 @@ from typing import Any
 from django.db.models import Count, Max
 from prometheus_client import Counter
 
-from eventhub.identity import document_key, key_member
-from eventhub.redis import get_redis
+from core.identity import document_key, key_member
+from core.redis import get_redis
 from rules.conditions import compile_query
 from rules.models import Rule
 

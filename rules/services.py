@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventhub import mongo
+from core import mongo
 from rules.conditions import validate_query
 
 

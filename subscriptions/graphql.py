@@ -7,7 +7,8 @@ import graphene
 from graphene.types.generic import GenericScalar
 from graphene_django import DjangoObjectType
 
-from eventhub.graphql import error, require_role
+from accounts.graphql import require_role
+from core.graphql import error
 from subscriptions.models import Subscriber, Subscription
 from subscriptions.services import subscription_create, subscription_set_state
 

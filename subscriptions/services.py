@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.services import audit_log_record
-from eventhub.problems import ProblemError
+from core.problems import ProblemError
 from subscriptions.models import SigningSecret, Subscriber, Subscription
 from webhooks.signing import generate_secret
 

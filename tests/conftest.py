@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from accounts.roles import Role
-from eventhub import kafka, mongo
+from core import kafka, mongo
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def event_type(db):
 @pytest.fixture
 def clean_redis():
     """Forget idempotency keys and rate counters of earlier tests."""
-    from eventhub.redis import get_redis
+    from core.redis import get_redis
 
     client = get_redis()
     for pattern in ("eventhub:seen:*", "eventhub:idem-key:*", "eventhub-test:*throttle*"):

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from eventhub import kafka
+from core import kafka
 from events.models import EventType
 from rules.models import Rule
 from subscriptions.models import Subscription

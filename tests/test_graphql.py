@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from accounts.models import AuditLog
-from eventhub import mongo
+from core import mongo
 from events.documents import event_document
 from subscriptions.models import Subscription
 from tests.conftest import find_in_topic

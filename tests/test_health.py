@@ -2,7 +2,7 @@
 
 import pytest
 
-from eventhub import mongo
+from core import mongo
 
 pytestmark = pytest.mark.django_db
 

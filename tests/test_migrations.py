@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from eventhub import mongo
+from core import mongo
 from rules.models import RuleMatch
 from tests.rules.factories import RuleFactory
 from tests.subscriptions.factories import SubscriptionFactory

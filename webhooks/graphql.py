@@ -5,7 +5,8 @@ from __future__ import annotations
 import graphene
 from graphene_django import DjangoObjectType
 
-from eventhub.graphql import error, require_role
+from accounts.graphql import require_role
+from core.graphql import error
 from webhooks.models import Delivery
 from webhooks.services import delivery_retry
 

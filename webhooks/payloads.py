@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from eventhub import __version__
+from core import __version__
 from events.documents import document_to_event
 from subscriptions.models import Subscription
 from webhooks.signing import secret_key, signature_headers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from eventhub.redis import get_redis
+from core.redis import get_redis
 
 # KEYS[1] bucket; ARGV: rate per second, tokens wanted, now (seconds, float)
 TAKE = """

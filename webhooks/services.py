@@ -37,9 +37,9 @@ from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
 from accounts.services import audit_log_record
-from eventhub import kafka, mongo
-from eventhub.identity import TEST_SOURCE, EventKey, document_key
-from eventhub.problems import ProblemError
+from core import kafka, mongo
+from core.identity import TEST_SOURCE, EventKey, document_key
+from core.problems import ProblemError
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_set_state
 from webhooks import backoff, ratelimit

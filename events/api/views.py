@@ -18,9 +18,9 @@ from rest_framework.views import APIView
 from accounts.authentication import principal_id
 from accounts.permissions import IsReader, IsWriter, ReadOrAdmin
 from accounts.throttling import PublishRateThrottle, ReadRateThrottle
-from eventhub import strict_json
-from eventhub.problems import PayloadTooLarge, ProblemError
-from eventhub.redis import get_redis
+from core import strict_json
+from core.problems import PayloadTooLarge, ProblemError
+from core.redis import get_redis
 from events.api.serializers import (
     BatchResultSerializer,
     EventInSerializer,

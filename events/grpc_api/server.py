@@ -23,14 +23,13 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from accounts.authentication import (
     API_KEY_PREFIX,
-    ROLE_RANK,
     ApiKeyPrincipal,
     api_key_lookup,
+    has_role,
     principal_id,
-    role_of,
 )
-from eventhub import strict_json
-from eventhub.problems import DEPENDENCY_ERRORS, DependencyUnavailable
+from core import strict_json
+from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable
 from events.documents import document_to_event
 from events.envelope import EnvelopeError, from_document
 from events.grpc_api import eventhub_pb2 as pb
@@ -68,8 +67,7 @@ def authenticate(context: grpc.ServicerContext, minimum: str):
             user = jwt.get_user(jwt.get_validated_token(raw.encode()))
     except (exceptions.AuthenticationFailed, InvalidToken, TokenError) as exc:
         raise Refused(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
-    role = role_of(user)
-    if role is None or ROLE_RANK[role] < ROLE_RANK[minimum]:
+    if not has_role(user, minimum):
         raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"This needs the {minimum} role.")
     return user
 

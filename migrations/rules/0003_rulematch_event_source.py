@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from eventhub.identity import backfill_event_sources
+from core.identity import backfill_event_sources
 
 
 def fill_sources(apps, schema_editor):

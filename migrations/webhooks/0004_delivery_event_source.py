@@ -8,7 +8,7 @@ chunks, and the unique key is swapped for one that includes it.
 
 from django.db import migrations, models
 
-from eventhub.identity import backfill_event_sources
+from core.identity import backfill_event_sources
 
 
 def fill_sources(apps, schema_editor):

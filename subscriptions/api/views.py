@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import ReadOrAdmin
 from accounts.throttling import ReadRateThrottle
-from eventhub.problems import ProblemError
+from core.problems import ProblemError
 from events.api.views import problems
 from subscriptions.api.serializers import (
     ResumeRequestSerializer,

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from django.conf import settings
 
-from eventhub import kafka, mongo
+from core import kafka, mongo
 from events.documents import event_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc

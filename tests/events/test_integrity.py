@@ -16,12 +16,12 @@ from confluent_kafka import Producer
 from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
-from eventhub import kafka, mongo
+from core import kafka, mongo
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
 from events.grpc_api.server import build_server
-from events.pipeline import PipelineConsumer
 from events.registry import registry
+from pipeline.consumer import PipelineConsumer
 from subscriptions.services import subscription_add_secret
 from tests.conftest import find_in_topic
 from tests.events.factories import EventTypeFactory

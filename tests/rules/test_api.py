@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from eventhub import mongo
+from core import mongo
 from events.documents import event_document
 from tests.rules.factories import RuleFactory
 

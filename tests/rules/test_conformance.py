@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from pymongo.collection import Collection
 
-from eventhub import mongo
+from core import mongo
 from rules import conditions
 from rules.conditions import compile_query, validate_query
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from eventhub import kafka
+from core import kafka
 from webhooks.sender import reset_sender
 
 

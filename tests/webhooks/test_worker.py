@@ -17,12 +17,12 @@ from django.conf import settings
 from django.db import connection
 from standardwebhooks.webhooks import Webhook
 
-from eventhub import kafka, mongo
+from core import kafka, mongo
 from eventhub.celery import app as celery_app
 from events.documents import event_document
-from events.pipeline import PipelineConsumer
 from events.registry import registry
 from events.services import events_publish
+from pipeline.consumer import PipelineConsumer
 from subscriptions.services import subscription_add_secret
 from tests.events.factories import EventTypeFactory
 from tests.subscriptions.factories import SubscriptionFactory

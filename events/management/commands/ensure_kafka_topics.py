@@ -4,7 +4,7 @@
 from confluent_kafka import KafkaException
 from django.core.management.base import BaseCommand, CommandError
 
-from eventhub import kafka
+from core import kafka
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from pymongo.errors import PyMongoError
 
-from eventhub import mongo
+from core import mongo
 
 
 class Command(BaseCommand):

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventhub import mongo
+from core import mongo
 from events.documents import event_document
-from events.pipeline import mirror
 from events.registry import registry
+from pipeline.mirroring import mirror
 from tests.events.factories import EventTypeFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from django.conf import settings
 
-from eventhub import kafka
-from eventhub.redis import get_redis
+from core import kafka
+from core.redis import get_redis
 from events.services import SPOOL_KEY, events_republish_spooled
 from tests.conftest import find_in_topic
 
@@ -270,7 +270,7 @@ def test_an_async_event_the_broker_refuses_is_spooled_then_published(
 
 
 def test_redis_down_gives_503_not_500(client, writer_key, settings, free_port):
-    from eventhub.redis import reset_client
+    from core.redis import reset_client
 
     # authentication reads PostgreSQL; the idempotency claim needs Redis
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port}/0"

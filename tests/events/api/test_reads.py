@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventhub import mongo
+from core import mongo
 from events.documents import event_document
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clean_redis")]

@@ -9,8 +9,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 
-from eventhub import kafka
-from events.lag import CONSUMER_LAG, STALLED, LagWatch
+from core import kafka
+from pipeline.lag import CONSUMER_LAG, STALLED, LagWatch
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_a_consumer_behind_that_fetches_nothing_reports_a_stall(
     assert client.get("/health/pipeline").json()["checks"]["pipeline"]["lag"] == 20
 
     time.sleep(1.6)
-    with caplog.at_level(logging.ERROR, logger="events.lag"):
+    with caplog.at_level(logging.ERROR, logger="pipeline.lag"):
         report = watch.observe(fetched=len(consumer.consume(100, timeout=0.1)))
     assert report.stalled and report.lag == 20
     assert "pipeline stalled: 20 message(s) behind" in caplog.text
@@ -92,7 +92,7 @@ def test_a_consumer_behind_that_fetches_nothing_reports_a_stall(
 
     consumer.resume(consumer.assignment())
     assert drain(consumer, 20) == 20
-    with caplog.at_level(logging.WARNING, logger="events.lag"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.lag"):
         report = watch.observe(fetched=20)
     assert not report.stalled and report.lag == 0
     assert "pipeline moving again" in caplog.text

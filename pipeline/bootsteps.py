@@ -24,7 +24,7 @@ class PipelineStep(bootsteps.StartStopStep):
         self.thread: threading.Thread | None = None
 
     def start(self, worker) -> None:
-        from events.pipeline import PipelineConsumer
+        from pipeline.consumer import PipelineConsumer
 
         self.consumer = PipelineConsumer()
         self.thread = threading.Thread(target=self._run, name="eventhub-pipeline", daemon=True)

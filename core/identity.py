@@ -48,7 +48,7 @@ def backfill_event_sources(model, schema_editor, *, chunk: int = 1000) -> int:
     ids = list(rows.values_list("event_id", flat=True).distinct().order_by())
     if not ids:
         return updated
-    from eventhub import mongo
+    from core import mongo
 
     events = mongo.get_db()[mongo.EVENTS]
     for start in range(0, len(ids), chunk):

@@ -17,10 +17,10 @@ from confluent_kafka import Producer
 from django.conf import settings
 from django.db import connection
 
-from eventhub import kafka, mongo
-from events.pipeline import PipelineConsumer
+from core import kafka, mongo
 from events.registry import registry
 from events.services import encode, events_publish
+from pipeline.consumer import PipelineConsumer
 from rules.models import RuleMatch
 from tests.conftest import find_in_topic
 from tests.events.factories import EventTypeFactory

@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException
 from django.conf import settings
 from prometheus_client import Gauge
 
-from eventhub.redis import get_redis
+from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 

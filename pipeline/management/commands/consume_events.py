@@ -4,7 +4,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from events.pipeline import PipelineConsumer
+from pipeline.consumer import PipelineConsumer
 
 
 class Command(BaseCommand):

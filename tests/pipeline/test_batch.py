@@ -16,10 +16,12 @@ from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventhub import mongo
-from events import pipeline
+from core import mongo
 from events.registry import registry
 from events.services import encode
+from pipeline import batch as batches
+from pipeline import consumer as consumers
+from pipeline import decoding, mirroring, outages
 from tests.events.factories import EventTypeFactory
 from tests.subscriptions.factories import SubscriptionFactory
 from webhooks.models import Delivery
@@ -78,7 +80,7 @@ def messages(count: int, *, amount=lambda i: i) -> list[StandIn]:
 def queued(monkeypatch):
     """The (delivery id, subscription id) rows the pipeline queues after commit."""
     rows: list[tuple[int, int]] = []
-    monkeypatch.setattr(pipeline, "deliveries_enqueue_on_commit", rows.extend)
+    monkeypatch.setattr(batches, "deliveries_enqueue_on_commit", rows.extend)
     return rows
 
 
@@ -105,9 +107,9 @@ def test_a_batch_of_several_chunks_is_written_once_and_a_replay_adds_nothing(
     odd = SubscriptionFactory(event_types=["payment.*"], filter={"subject": "user-1"})
     every = SubscriptionFactory(event_types=["payment.failed"])
     paused = SubscriptionFactory(event_types=["*"], filter={"payload.amount": 3}, state="paused")
-    batch = messages(pipeline.CHUNK * 2 + 7)
+    batch = messages(batches.CHUNK * 2 + 7)
 
-    result = pipeline.process_batch(batch, pipeline.Configuration(), mirror_pool=pool)
+    result = batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)
     assert (result.events, result.quarantined) == (len(batch), 0)
     rows = list(Delivery.objects.values_list("id", "subscription_id", "status"))
     assert sum(1 for _, s, _ in rows if s == every.pk) == len(batch)
@@ -130,7 +132,7 @@ def test_a_batch_of_several_chunks_is_written_once_and_a_replay_adds_nothing(
     assert stored["expires_at"] - stored["received_at"] == timedelta(days=7)
 
     queued.clear()
-    again = pipeline.process_batch(batch, pipeline.Configuration(), mirror_pool=pool)
+    again = batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)
     assert again.deliveries == len(rows)
     assert Delivery.objects.count() == len(rows) and queued == []
     assert mongo_db[mongo.EVENTS].count_documents({}) == len(batch)
@@ -139,7 +141,7 @@ def test_a_batch_of_several_chunks_is_written_once_and_a_replay_adds_nothing(
 def test_no_delivery_is_visible_before_its_event_is_stored(payments, mongo_db, queued, pool):
     SubscriptionFactory(event_types=["payment.failed"])
     seen_by_mirror: list[int] = []
-    store = pipeline.mirror
+    store = mirroring.mirror
 
     def slow_mirror(documents):
         time.sleep(0.2)  # PostgreSQL has long had its rows by now; they must not be committed
@@ -147,12 +149,12 @@ def test_no_delivery_is_visible_before_its_event_is_stored(payments, mongo_db, q
         connection.close()
         store(documents)
 
-    batch = messages(pipeline.CHUNK + 1)
-    original, pipeline.mirror = pipeline.mirror, slow_mirror
+    batch = messages(batches.CHUNK + 1)
+    original, mirroring.mirror = mirroring.mirror, slow_mirror
     try:
-        pipeline.process_batch(batch, pipeline.Configuration(), mirror_pool=pool)
+        batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)
     finally:
-        pipeline.mirror = original
+        mirroring.mirror = original
     assert seen_by_mirror == [0, 0]
     assert Delivery.objects.count() == len(batch)
 
@@ -166,12 +168,12 @@ def test_a_failed_mirror_rolls_the_batch_back(payments, mongo_db, queued, pool, 
         if len(calls) == 2:
             raise RuntimeError("MongoDB is down")
 
-    monkeypatch.setattr(pipeline, "mirror", failing_mirror)
+    monkeypatch.setattr(mirroring, "mirror", failing_mirror)
     with pytest.raises(RuntimeError, match="MongoDB is down"):
-        pipeline.process_batch(
-            messages(pipeline.CHUNK * 3), pipeline.Configuration(), mirror_pool=pool
+        batches.process_batch(
+            messages(batches.CHUNK * 3), batches.Configuration(), mirror_pool=pool
         )
-    assert calls == [pipeline.CHUNK] * 3  # every chunk finished before the batch gave up
+    assert calls == [batches.CHUNK] * 3  # every chunk finished before the batch gave up
     assert Delivery.objects.count() == 0 and queued == []
 
 
@@ -187,9 +189,9 @@ def test_invalid_events_are_set_aside_with_their_reason(
             future.set_result((0, 0))
             return future
 
-    monkeypatch.setattr(pipeline.kafka, "get_publisher", Publisher)
-    batch = messages(pipeline.CHUNK + 3, amount=lambda i: -1 if i % 100 == 0 else i)
-    result = pipeline.process_batch(batch, pipeline.Configuration(), mirror_pool=pool)
+    monkeypatch.setattr(batches.kafka, "get_publisher", Publisher)
+    batch = messages(batches.CHUNK + 3, amount=lambda i: -1 if i % 100 == 0 else i)
+    result = batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)
     bad = [m for m in batch if json.loads(m.value())["data"]["amount"] == -1]
     assert (result.events, result.quarantined) == (len(batch) - len(bad), len(bad))
     assert [value for _, value, _ in published] == [m.value() for m in bad]
@@ -224,12 +226,12 @@ def outcome(loads, value):
 @settings(max_examples=3000, deadline=None)
 @given(text=json_texts)
 def test_messages_decode_as_json_decodes_them(text):
-    assert outcome(pipeline.loads, text) == outcome(json.loads, text)
+    assert outcome(decoding.loads, text) == outcome(json.loads, text)
 
 
 def test_integers_beyond_64_bits_stay_whole():
-    assert pipeline.loads(b'{"n": -9744184228926466326}') == {"n": -9744184228926466326}
-    assert pipeline.loads(b'{"n": 123456789012345678901234567890}') == {
+    assert decoding.loads(b'{"n": -9744184228926466326}') == {"n": -9744184228926466326}
+    assert decoding.loads(b'{"n": 123456789012345678901234567890}') == {
         "n": 123456789012345678901234567890
     }
 
@@ -252,17 +254,17 @@ def test_a_message_that_always_fails_is_quarantined_and_the_others_go_on(
             future.set_result((0, 0))
             return future
 
-    monkeypatch.setattr(pipeline.kafka, "get_publisher", Publisher)
-    route = pipeline.BatchWork.route
+    monkeypatch.setattr(batches.kafka, "get_publisher", Publisher)
+    route = batches.BatchWork.route
 
     def poisoned(self, documents):
         if any(d["payload"]["amount"] == 13 for d in documents):
             raise ValueError("no retry will ever route amount 13")
         return route(self, documents)
 
-    monkeypatch.setattr(pipeline.BatchWork, "route", poisoned)
+    monkeypatch.setattr(batches.BatchWork, "route", poisoned)
     batch = messages(30)
-    consumer = pipeline.PipelineConsumer()
+    consumer = consumers.PipelineConsumer()
     result = consumer._process(batch, pool)
 
     assert (result.events, result.quarantined) == (29, 1)
@@ -281,9 +283,9 @@ def test_an_outage_is_not_blamed_on_the_messages(payments, mongo_db, queued, poo
     def down(documents):
         raise AutoReconnect("connection refused")
 
-    monkeypatch.setattr(pipeline, "mirror", down)
+    monkeypatch.setattr(mirroring, "mirror", down)
     with pytest.raises(AutoReconnect):
-        pipeline.PipelineConsumer()._process(messages(5), pool)
+        consumers.PipelineConsumer()._process(messages(5), pool)
     assert Delivery.objects.count() == 0  # retried later as a whole, nothing set aside
 
 
@@ -322,4 +324,4 @@ def test_outages_are_told_from_content(error, outage):
         "ValueError": ValueError("x"),
         "IntegrityError": IntegrityError("x"),
     }
-    assert pipeline.is_outage(errors[error]) is outage
+    assert outages.is_outage(errors[error]) is outage

@@ -19,11 +19,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from django.conf import settings
 
-from eventhub import kafka, mongo
-from events.pipeline import PipelineConsumer
+from core import kafka, mongo
 from events.services import BrokerUnavailable, events_publish
+from pipeline.consumer import PipelineConsumer
 from tests.events.factories import EventTypeFactory
-from tests.events.test_pipeline import _database_url
+from tests.pipeline.test_consumer import _database_url
 from tests.subscriptions.factories import SubscriptionFactory
 from webhooks.models import Delivery
 
