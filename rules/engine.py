@@ -19,7 +19,8 @@ from prometheus_client import Counter
 
 from core.identity import document_key, key_member
 from core.redis import get_redis
-from rules.conditions import compile_query
+from querylang import compile_query
+from querylang.paths import MISSING, THROUGH_ARRAY, plain_value
 from rules.models import Rule
 
 RULES_MATCHED = Counter("rules_matched_total", "Rule firings recorded", ["rule"])
@@ -39,12 +40,9 @@ class Firing:
 
 
 def lookup(document: dict[str, Any], path: str) -> Any:
-    value: Any = document
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
+    """The value a threshold key's path reaches through sub-documents (None if none)."""
+    value = plain_value(document, path.split("."))
+    return None if value is MISSING or value is THROUGH_ARRAY else value
 
 
 class RuleSet:

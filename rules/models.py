@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from rules.conditions import QueryError, validate_query
+from querylang import QueryError, validate_query
 
 
 class Rule(models.Model):

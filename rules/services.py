@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core import mongo
-from rules.conditions import validate_query
+from querylang import validate_query
 
 
 def rule_backtest(*, conditions: dict[str, Any], days: int) -> dict[str, Any]:

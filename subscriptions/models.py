@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from rules.conditions import QueryError, validate_query
+from querylang import QueryError, validate_query
 from subscriptions.patterns import is_valid_pattern, pattern_matches
 from webhooks.ssrf import UnsafeURL, check_url
 

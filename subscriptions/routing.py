@@ -19,7 +19,8 @@ from typing import Any
 
 from django.db.models import Count, Max
 
-from rules.conditions import compile_query
+from querylang import compile_query
+from querylang.paths import THROUGH_ARRAY, plain_value
 from subscriptions.models import Subscription
 
 
@@ -56,10 +57,6 @@ class _Plan:
     position: dict[int, int]  # subscription id -> place in ``routes_for``, to keep its order
 
 
-_ARRAY = object()  # the path meets an array: the index cannot answer
-_MISSING = object()
-
-
 def _equality(query: Any) -> tuple[str, str | int | float] | None:
     """(path, value) when a filter is exactly one field equal to a string or a number."""
     if not isinstance(query, dict) or len(query) != 1:
@@ -70,20 +67,6 @@ def _equality(query: Any) -> tuple[str, str | int | float] | None:
     if isinstance(value, str) or (isinstance(value, int | float) and value == value):
         return path, value  # (NaN, which equals nothing, is left to the evaluator)
     return None
-
-
-def _value_at(document: dict[str, Any], parts: list[str]) -> Any:
-    """What a path through sub-documents reaches: the value, ``_MISSING`` when it runs into a
-    scalar or a missing field, ``_ARRAY`` when it meets an array (on the way or at the end)."""
-    value: Any = document
-    for part in parts:
-        if isinstance(value, dict):
-            value = value.get(part, _MISSING)
-        elif isinstance(value, list):
-            return _ARRAY
-        else:
-            return _MISSING
-    return _ARRAY if isinstance(value, list) else value
 
 
 class RoutingTable:
@@ -152,8 +135,8 @@ class RoutingTable:
         plan = self._plans.get(document["type"]) or self._plan(document["type"])
         found = plan.always.copy()
         for index in plan.indexes:
-            value = _value_at(document, index.parts)
-            if value is _ARRAY:
+            value = plain_value(document, index.parts)
+            if value is THROUGH_ARRAY or isinstance(value, list):
                 found.extend(r for r in index.routes if r.accepts(document))
             elif isinstance(value, str):
                 found.extend(index.strings.get(value, ()))

@@ -8,12 +8,12 @@ from rest_framework.response import Response
 
 from accounts.permissions import ReadOrAdmin
 from accounts.throttling import ReadRateThrottle
+from querylang import QueryError
 from rules.api.serializers import (
     BacktestRequestSerializer,
     BacktestResultSerializer,
     RuleSerializer,
 )
-from rules.conditions import QueryError
 from rules.models import Rule
 from rules.services import rule_backtest
 

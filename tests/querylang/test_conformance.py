@@ -38,8 +38,7 @@ from hypothesis import strategies as st
 from pymongo.collection import Collection
 
 from core import mongo
-from rules import conditions
-from rules.conditions import compile_query, validate_query
+from querylang import compile_query, validate_query, validation
 
 pytestmark = pytest.mark.services
 
@@ -95,7 +94,7 @@ DATES = st.tuples(st.sampled_from(INSTANTS), st.sampled_from([UTC, PLUS_TWO, Non
     lambda pair: pair[0].astimezone(pair[1]) if pair[1] else pair[0].replace(tzinfo=None)
 )
 SCALARS = st.none() | st.booleans() | NUMBERS | STRINGS | DATES
-TYPE_NAMES = sorted(conditions.TYPE_NAMES)  # every name validate_query accepts
+TYPE_NAMES = sorted(validation.TYPE_NAMES)  # every name validate_query accepts
 REGEX_TOKENS = ["a", "b", "A", "é", ".", "^", "$", "[ab]", "b*", "\n"]
 REGEXES = st.lists(st.sampled_from(REGEX_TOKENS), min_size=1, max_size=3).map("".join)
 REGEX_OPTIONS = st.sampled_from(["i", "m", "s", "x", "im", "ms"])

@@ -1,7 +1,7 @@
 import pytest
 from bson.int64 import Int64
 
-from rules.conditions import QueryError, matches, validate_query
+from querylang import QueryError, matches, validate_query
 
 
 @pytest.mark.parametrize(
