@@ -53,7 +53,7 @@ from events.models import EventType  # noqa: E402
 from subscriptions.models import Subscriber, Subscription  # noqa: E402
 from subscriptions.services import subscription_add_secret  # noqa: E402
 from webhooks.models import Delivery, DeliveryAttempt  # noqa: E402
-from webhooks.services import deliveries_enqueue  # noqa: E402
+from webhooks.services.queueing import deliveries_enqueue  # noqa: E402
 
 WARMUP = 1000
 

@@ -49,7 +49,7 @@ from events.services import events_publish  # noqa: E402
 from subscriptions.models import Subscriber, Subscription  # noqa: E402
 from subscriptions.services import subscription_add_secret  # noqa: E402
 from webhooks.models import Delivery  # noqa: E402
-from webhooks.services import deliveries_sweep  # noqa: E402
+from webhooks.services.queueing import deliveries_sweep  # noqa: E402
 
 
 @dataclass

@@ -28,7 +28,7 @@ from rules.engine import Firing, RuleSet, rule_set_load, rules_stamp
 from rules.models import Rule, RuleMatch
 from subscriptions.routing import RoutingTable, routing_stamp, routing_table_load
 from webhooks.bulk import DeliveryWriter, delivery_row
-from webhooks.services import deliveries_enqueue_on_commit
+from webhooks.services.queueing import deliveries_enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from subscriptions.services import (
     subscription_rotate_secret,
     subscription_set_state,
 )
-from webhooks.services import subscription_release_held, subscription_send_test
+from webhooks.services.actions import subscription_release_held, subscription_send_test
 
 SECRET_NOTICE = "(copy it now: it will not be shown again)"
 

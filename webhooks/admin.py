@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from webhooks.models import Delivery, DeliveryAttempt
-from webhooks.services import DeliveryNotRetryable, delivery_retry
+from webhooks.services.actions import DeliveryNotRetryable, delivery_retry
 
 
 class DeliveryAttemptInline(admin.TabularInline):

@@ -8,7 +8,7 @@ from graphene_django import DjangoObjectType
 from accounts.graphql import require_role
 from core.graphql import error
 from webhooks.models import Delivery
-from webhooks.services import delivery_retry
+from webhooks.services.actions import delivery_retry
 
 
 class DeliveryNode(DjangoObjectType):

@@ -8,7 +8,8 @@ and returns; recorder threads write the outcomes.
 from celery import shared_task
 from django.conf import settings
 
-from webhooks.services import deliveries_send, deliveries_sweep
+from webhooks.services.dispatch import deliveries_send
+from webhooks.services.queueing import deliveries_sweep
 
 
 @shared_task(ignore_result=True)

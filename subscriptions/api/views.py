@@ -37,7 +37,7 @@ from subscriptions.services import (
 )
 from webhooks.api.serializers import DeliveryDetailSerializer
 from webhooks.models import Delivery
-from webhooks.services import subscription_release_held, subscription_send_test
+from webhooks.services.actions import subscription_release_held, subscription_send_test
 
 READ_PROBLEMS = problems(s401="Not authenticated", s403="Role not allowed")
 ADMIN_PROBLEMS = problems(s401="Not authenticated", s403="Needs the admin role")

@@ -23,13 +23,13 @@ from tests.conftest import find_in_topic
 from tests.subscriptions.factories import SubscriptionFactory
 from tests.webhooks.conftest import Reply
 from webhooks.models import Delivery, DeliveryAttempt
-from webhooks.services import (
+from webhooks.services.actions import (
     deliveries_replay,
-    deliveries_send,
-    deliveries_sweep,
     subscription_release_held,
     subscription_send_test,
 )
+from webhooks.services.dispatch import deliveries_send
+from webhooks.services.queueing import deliveries_sweep
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent.parent

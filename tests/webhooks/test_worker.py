@@ -29,7 +29,7 @@ from tests.subscriptions.factories import SubscriptionFactory
 from tests.webhooks.conftest import Reply
 from tests.webhooks.test_delivery import pending
 from webhooks.models import Delivery
-from webhooks.services import deliveries_enqueue, deliveries_sweep
+from webhooks.services.queueing import deliveries_enqueue, deliveries_sweep
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

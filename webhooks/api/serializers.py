@@ -11,7 +11,7 @@ from rest_framework import serializers
 from subscriptions.models import Subscription
 from webhooks.durations import InvalidDuration, parse_duration
 from webhooks.models import Delivery, DeliveryAttempt
-from webhooks.services import RETRYABLE
+from webhooks.services.queueing import RETRYABLE
 
 
 @extend_schema_field(

@@ -21,7 +21,7 @@ from webhooks.api.serializers import (
     ReplayResultSerializer,
 )
 from webhooks.models import Delivery
-from webhooks.services import deliveries_replay, delivery_retry
+from webhooks.services.actions import deliveries_replay, delivery_retry
 
 READ_PROBLEMS = problems(s401="Not authenticated", s403="Role not allowed")
 ADMIN_PROBLEMS = problems(s401="Not authenticated", s403="Needs the admin role")

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from webhooks.durations import InvalidDuration, parse_duration
 from webhooks.models import Delivery
-from webhooks.services import deliveries_for_replay
+from webhooks.services.actions import deliveries_for_replay
 
 ERROR_WIDTH = 60
 

@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from subscriptions.models import Subscription
 from webhooks.durations import InvalidDuration, parse_duration
 from webhooks.models import Delivery
-from webhooks.services import RETRYABLE, deliveries_replay
+from webhooks.services.actions import deliveries_replay
+from webhooks.services.queueing import RETRYABLE
 
 ACTOR_LABEL = "manage.py replay_dlq"
 
