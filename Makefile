@@ -25,7 +25,7 @@ up: prepare ## install, start services and the whole stack in the background
 down: ## stop what `make up` started
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py stop; $(PY) scripts/services.py stop; fi
 
-test: prepare ## run the test suite against the real services
+test: venv lint prepare ## lint, then run the test suite against the real services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -55,9 +55,10 @@ prepare: services
 status:
 	@$(PY) scripts/services.py status; $(PY) scripts/stack.py status
 
-lint:
+lint: venv ## ruff (lint and format) and the layers contract (.importlinter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 protos: ## regenerate the gRPC code from protos/
 	$(PY) -m grpc_tools.protoc -Ievents/grpc_api=protos --python_out=. --grpc_python_out=. \

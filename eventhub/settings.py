@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "graphene_django",
+    "eventhub",  # the project: its management commands (seed_demo)
     "accounts",
     "events",
     "pipeline",

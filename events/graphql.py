@@ -11,8 +11,8 @@ from graphene_django import DjangoObjectType
 
 from accounts.authentication import principal_id
 from accounts.graphql import require_role
+from core.documents import document_to_event
 from core.graphql import error
-from events.documents import document_to_event
 from events.envelope import EnvelopeError, from_document
 from events.models import EventType
 from events.selectors import EventAmbiguous, EventFilters, event_get, events_list

@@ -17,8 +17,8 @@ from django.db import transaction
 from prometheus_client import Counter
 
 from core import kafka, mongo
+from core.documents import event_document
 from core.identity import EventKey, document_key, envelope_key
-from events.documents import event_document
 from events.envelope import partition_key
 from events.registry import registry
 from events.services import encode

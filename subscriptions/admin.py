@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Count, F, FloatField, QuerySet
 from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest
@@ -15,7 +14,6 @@ from subscriptions.services import (
     subscription_rotate_secret,
     subscription_set_state,
 )
-from webhooks.services.actions import subscription_release_held, subscription_send_test
 
 SECRET_NOTICE = "(copy it now: it will not be shown again)"
 
@@ -115,7 +113,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     inlines = [SigningSecretInline]
-    actions = ["send_test", "pause", "resume", "resume_and_release", "rotate_secret"]
+    # webhooks.admin adds the actions that act on deliveries (test event, release held)
+    actions = ["pause", "resume", "rotate_secret"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         # attempts answered 2xx over attempts made; NULL before the first attempt
@@ -163,42 +162,6 @@ class SubscriptionAdmin(admin.ModelAdmin):
             )
             count += 1
         self.message_user(request, f"Resumed {count} subscription(s).", messages.SUCCESS)
-
-    @admin.action(description="Resume and release held deliveries", permissions=["change"])
-    def resume_and_release(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        resumed = released = 0
-        for subscription in queryset:
-            with transaction.atomic():
-                if not subscription.is_active:
-                    subscription_set_state(
-                        subscription=subscription,
-                        state=Subscription.State.ACTIVE,
-                        actor=request.user,
-                    )
-                    resumed += 1
-                released += subscription_release_held(subscription=subscription, actor=request.user)
-        self.message_user(
-            request,
-            f"Resumed {resumed} subscription(s); released {released} held deliveries.",
-            messages.SUCCESS,
-        )
-
-    @admin.action(description="Send test event", permissions=["change"])
-    def send_test(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        for subscription in queryset.prefetch_related("secrets"):
-            delivery = subscription_send_test(subscription=subscription, actor=request.user)
-            if delivery.status == delivery.Status.SUCCEEDED:
-                self.message_user(
-                    request,
-                    f"Test event to {subscription}: delivered (HTTP {delivery.last_status_code}).",
-                    messages.SUCCESS,
-                )
-            else:
-                self.message_user(
-                    request,
-                    f"Test event to {subscription} failed: {delivery.last_error}",
-                    messages.ERROR,
-                )
 
     @admin.action(description="Rotate signing secret", permissions=["change"])
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

@@ -11,9 +11,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from core.ssrf import UnsafeURL, check_url
 from querylang import QueryError, validate_query
 from subscriptions.patterns import is_valid_pattern, pattern_matches
-from webhooks.ssrf import UnsafeURL, check_url
 
 
 def default_retry_schedule() -> list[int]:

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from accounts.services import audit_log_record
 from core.problems import ProblemError
+from core.signing import generate_secret
 from subscriptions.models import SigningSecret, Subscriber, Subscription
-from webhooks.signing import generate_secret
 
 
 def subscription_add_secret(*, subscription: Subscription) -> str:

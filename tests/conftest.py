@@ -30,7 +30,7 @@ def mongo_db():
 def store_event(mongo_db):
     """Store an event in MongoDB as the pipeline does (a ``payment.failed`` unless told
     otherwise by keyword); returns its id."""
-    from events.documents import event_document
+    from core.documents import event_document
 
     def _store(**fields) -> str:
         envelope = {

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from accounts.models import AuditLog
 from core import mongo
-from events.documents import event_document
+from core.documents import event_document
 from subscriptions.models import Subscription
 from tests.conftest import find_in_topic
 from tests.subscriptions.factories import SubscriptionFactory

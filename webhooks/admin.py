@@ -6,8 +6,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+import subscriptions.admin
+from subscriptions.models import Subscription
 from webhooks.models import Delivery, DeliveryAttempt
-from webhooks.services.actions import DeliveryNotRetryable, delivery_retry
+from webhooks.services.actions import (
+    DeliveryNotRetryable,
+    delivery_retry,
+    subscription_resume,
+    subscription_send_test,
+)
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -134,3 +141,45 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+admin.site.unregister(Subscription)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(subscriptions.admin.SubscriptionAdmin):
+    """Subscriptions' admin with the actions that act on deliveries, which belong here."""
+
+    actions = ["send_test", "pause", "resume", "resume_and_release", "rotate_secret"]
+
+    @admin.action(description="Resume and release held deliveries", permissions=["change"])
+    def resume_and_release(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        resumed = released = 0
+        for subscription in queryset:
+            result = subscription_resume(
+                subscription=subscription, release_held=True, actor=request.user
+            )
+            resumed += result.resumed
+            released += result.released
+        self.message_user(
+            request,
+            f"Resumed {resumed} subscription(s); released {released} held deliveries.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Send test event", permissions=["change"])
+    def send_test(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        for subscription in queryset.prefetch_related("secrets"):
+            delivery = subscription_send_test(subscription=subscription, actor=request.user)
+            if delivery.status == delivery.Status.SUCCEEDED:
+                self.message_user(
+                    request,
+                    f"Test event to {subscription}: delivered (HTTP {delivery.last_status_code}).",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Test event to {subscription} failed: {delivery.last_error}",
+                    messages.ERROR,
+                )

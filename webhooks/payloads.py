@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from core import __version__
-from events.documents import document_to_event
+from core.documents import document_to_event
+from core.signing import secret_key, signature_headers
 from subscriptions.models import Subscription
-from webhooks.signing import secret_key, signature_headers
 
 USER_AGENT = f"EventHub/{__version__}"
 # attributes of the stored event sent as CloudEvents extensions (when set)

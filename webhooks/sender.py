@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp.resolver import ThreadedResolver
 from django.conf import settings
 
-from webhooks import ssrf
+from core import ssrf
 
 logger = logging.getLogger(__name__)
 

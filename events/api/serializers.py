@@ -30,20 +30,6 @@ class EventInSerializer(serializers.Serializer):
     session_id = serializers.CharField(required=False)
 
 
-class ProblemSerializer(serializers.Serializer):
-    """RFC 7807 problem details, the shape of every API error."""
-
-    type = serializers.URLField()
-    title = serializers.CharField()
-    status = serializers.IntegerField()
-    detail = serializers.CharField()
-    errors = serializers.ListField(
-        child=serializers.DictField(),
-        required=False,
-        help_text='Invalid fields: [{"pointer": "/data/amount", "detail": "..."}]',
-    )
-
-
 class PublishResultSerializer(serializers.Serializer):
     id = serializers.CharField()
     status = serializers.ChoiceField(["accepted", "duplicate", "invalid", "failed"])

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.request import Request
@@ -19,6 +19,8 @@ from accounts.authentication import principal_id
 from accounts.permissions import IsReader, IsWriter, ReadOrAdmin
 from accounts.throttling import PublishRateThrottle, ReadRateThrottle
 from core import strict_json
+from core.api import problems
+from core.documents import document_to_event
 from core.problems import PayloadTooLarge, ProblemError
 from core.redis import get_redis
 from events.api.serializers import (
@@ -28,11 +30,9 @@ from events.api.serializers import (
     EventPageSerializer,
     EventQuerySerializer,
     EventTypeSerializer,
-    ProblemSerializer,
     PublishResultSerializer,
     SearchQuerySerializer,
 )
-from events.documents import document_to_event
 from events.envelope import EnvelopeError, from_binary, from_document, from_structured
 from events.models import EventType
 from events.registry import registry
@@ -41,7 +41,6 @@ from events.services import EventInvalid, Outcome, events_publish
 
 CE_JSON = "application/cloudevents+json"
 CE_BATCH = "application/cloudevents-batch+json"
-PROBLEM = "application/problem+json"
 
 
 class IdempotencyKeyReused(ProblemError):
@@ -137,14 +136,6 @@ def single_response(outcome: Outcome, rid: str) -> Response:
         headers["Idempotent-Replayed"] = "true"
     # A duplicate gets the first answer: the event id, accepted.
     return Response({"id": outcome.id, "status": "accepted"}, status=202, headers=headers)
-
-
-def problems(**descriptions: str) -> dict:
-    """OpenAPI responses in the problem+json shape, keyed by status."""
-    return {
-        (int(code[1:]), PROBLEM): OpenApiResponse(ProblemSerializer, description=text)
-        for code, text in descriptions.items()
-    }
 
 
 PUBLISH_RESPONSES = {

@@ -29,8 +29,8 @@ from accounts.authentication import (
     principal_id,
 )
 from core import strict_json
+from core.documents import document_to_event
 from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable
-from events.documents import document_to_event
 from events.envelope import EnvelopeError, from_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc

@@ -11,9 +11,9 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from core.api import DurationField
 from subscriptions.models import SigningSecret, Subscriber, Subscription
 from subscriptions.services import SubscriptionInvalid
-from webhooks.api.serializers import DurationField
 
 
 def subscription_invalid(exc: DjangoValidationError) -> SubscriptionInvalid:

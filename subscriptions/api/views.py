@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import Prefetch, ProtectedError, Q, QuerySet
-from django.utils import timezone
+from django.db.models import ProtectedError, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -16,11 +14,9 @@ from rest_framework.response import Response
 
 from accounts.permissions import ReadOrAdmin
 from accounts.throttling import ReadRateThrottle
+from core.api import problems
 from core.problems import ProblemError
-from events.api.views import problems
 from subscriptions.api.serializers import (
-    ResumeRequestSerializer,
-    ResumeResultSerializer,
     RotateSecretRequestSerializer,
     RotateSecretResultSerializer,
     SecretHintSerializer,
@@ -29,15 +25,13 @@ from subscriptions.api.serializers import (
     SubscriptionCreatedSerializer,
     SubscriptionSerializer,
 )
-from subscriptions.models import SigningSecret, Subscriber, Subscription
+from subscriptions.models import Subscriber, Subscription
+from subscriptions.selectors import subscription_fresh, subscriptions_with_secrets
 from subscriptions.services import (
     subscription_create,
     subscription_rotate_secret,
     subscription_set_state,
 )
-from webhooks.api.serializers import DeliveryDetailSerializer
-from webhooks.models import Delivery
-from webhooks.services.actions import subscription_release_held, subscription_send_test
 
 READ_PROBLEMS = problems(s401="Not authenticated", s403="Role not allowed")
 ADMIN_PROBLEMS = problems(s401="Not authenticated", s403="Needs the admin role")
@@ -126,14 +120,7 @@ class SubscriptionViewSet(_ConfigurationViewSet):
     filterset_fields = ["state", "subscriber", "ordered", "output_format"]
 
     def get_queryset(self) -> QuerySet[Subscription]:
-        now = timezone.now()
-        valid = SigningSecret.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        return (
-            super()
-            .get_queryset()
-            .select_related("subscriber")
-            .prefetch_related(Prefetch("secrets", queryset=valid))
-        )
+        return subscriptions_with_secrets(super().get_queryset())
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         """Create through ``subscription_create``: the answer holds the secret, once."""
@@ -144,23 +131,7 @@ class SubscriptionViewSet(_ConfigurationViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
     def _fresh(self, subscription: Subscription) -> Subscription:
-        """The subscription as reads show it (its valid secrets prefetched anew)."""
-        return self.get_queryset().get(pk=subscription.pk)
-
-    @extend_schema(
-        summary="Send a test event to the endpoint now",
-        description=(
-            "One attempt, whatever the subscription's state; never retried and not counted in "
-            "its health. The answer is the test delivery with its status and attempt."
-        ),
-        request=None,
-        responses={200: DeliveryDetailSerializer, **DETAIL_PROBLEMS},
-    )
-    @action(detail=True, methods=["post"])
-    def test(self, request: Request, pk: str | None = None) -> Response:
-        delivery = subscription_send_test(subscription=self.get_object(), actor=request.user)
-        delivery = Delivery.objects.prefetch_related("attempts_made").get(pk=delivery.pk)
-        return Response(DeliveryDetailSerializer(delivery).data)
+        return subscription_fresh(subscription)
 
     @extend_schema(
         summary="Add a new signing secret (shown once)",
@@ -216,30 +187,3 @@ class SubscriptionViewSet(_ConfigurationViewSet):
             actor=request.user,
         )
         return Response(SubscriptionSerializer(self._fresh(subscription)).data)
-
-    @extend_schema(
-        summary="Resume sending, and optionally release the held deliveries",
-        description=(
-            "Deliveries created while the subscription was paused or disabled are held. With "
-            '`{"release_held": true}` they are queued again now; otherwise they stay held '
-            "(`held` counts them) and can be released by resuming again with it."
-        ),
-        request=ResumeRequestSerializer,
-        responses={200: ResumeResultSerializer, **DETAIL_PROBLEMS},
-    )
-    @action(detail=True, methods=["post"])
-    def resume(self, request: Request, pk: str | None = None) -> Response:
-        subscription = self.get_object()
-        params = ResumeRequestSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        released = 0
-        with transaction.atomic():
-            if not subscription.is_active:
-                subscription_set_state(
-                    subscription=subscription, state=Subscription.State.ACTIVE, actor=request.user
-                )
-            if params.validated_data["release_held"]:
-                released = subscription_release_held(subscription=subscription, actor=request.user)
-        held = subscription.deliveries.filter(status=Delivery.Status.HELD).count()
-        body = {"subscription": self._fresh(subscription), "released": released, "held": held}
-        return Response(ResumeResultSerializer(body).data)

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from core import kafka, mongo
-from events.documents import event_document
+from core.documents import event_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
 from events.grpc_api.server import build_server

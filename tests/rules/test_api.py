@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from core import mongo
-from events.documents import event_document
+from core.documents import event_document
 from tests.rules.factories import RuleFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,7 @@
 import factory
 
+from core.signing import generate_secret
 from subscriptions.models import SigningSecret, Subscriber, Subscription
-from webhooks.signing import generate_secret
 
 
 class SubscriberFactory(factory.django.DjangoModelFactory):

@@ -18,8 +18,8 @@ from django.db import connection
 from standardwebhooks.webhooks import Webhook
 
 from core import kafka, mongo
+from core.documents import event_document
 from eventhub.celery import app as celery_app
-from events.documents import event_document
 from events.registry import registry
 from events.services import events_publish
 from pipeline.consumer import PipelineConsumer

@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import DurationField
 from subscriptions.models import Subscription
-from webhooks.durations import InvalidDuration, parse_duration
 from webhooks.models import Delivery, DeliveryAttempt
 from webhooks.services.queueing import RETRYABLE
-
-
-@extend_schema_field(
-    {
-        "oneOf": [{"type": "string", "example": "2h"}, {"type": "integer", "minimum": 1}],
-        "description": "A duration: seconds, or a number and a unit (90s, 30m, 2h, 1d, 1w).",
-    }
-)
-class DurationField(serializers.Field):
-    """A duration written as ``"2h"`` or as seconds; ``timedelta`` inside."""
-
-    def __init__(self, *, allow_zero: bool = False, **kwargs: Any) -> None:
-        self.allow_zero = allow_zero
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> timedelta:
-        try:
-            return parse_duration(data, allow_zero=self.allow_zero)
-        except InvalidDuration as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-
-    def to_representation(self, value: timedelta) -> int:
-        return int(value.total_seconds())
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):

@@ -12,7 +12,15 @@ from rest_framework.response import Response
 
 from accounts.permissions import ReadOrAdmin
 from accounts.throttling import ReadRateThrottle
-from events.api.views import problems
+from core.api import problems
+from subscriptions.api.serializers import (
+    ResumeRequestSerializer,
+    ResumeResultSerializer,
+    SubscriptionSerializer,
+)
+from subscriptions.api.views import DETAIL_PROBLEMS
+from subscriptions.models import Subscription
+from subscriptions.selectors import subscription_fresh, subscriptions_with_secrets
 from webhooks.api import schema  # noqa: F401 - registers the OpenAPI shape of a delivery detail
 from webhooks.api.serializers import (
     DeliveryDetailSerializer,
@@ -21,7 +29,12 @@ from webhooks.api.serializers import (
     ReplayResultSerializer,
 )
 from webhooks.models import Delivery
-from webhooks.services.actions import deliveries_replay, delivery_retry
+from webhooks.services.actions import (
+    deliveries_replay,
+    delivery_retry,
+    subscription_resume,
+    subscription_send_test,
+)
 
 READ_PROBLEMS = problems(s401="Not authenticated", s403="Role not allowed")
 ADMIN_PROBLEMS = problems(s401="Not authenticated", s403="Needs the admin role")
@@ -123,3 +136,60 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
             actor=request.user,
         )
         return Response(ReplayResultSerializer({"count": count, "dry_run": data["dry_run"]}).data)
+
+
+class SubscriptionDeliveryViewSet(viewsets.GenericViewSet):
+    """The actions on a subscription that act on its deliveries (a test event, resuming with
+    the held deliveries released), routed under ``/subscriptions/{id}/`` beside the
+    subscriptions API's own: they belong to the package that owns deliveries."""
+
+    queryset = Subscription.objects.all()
+    serializer_class = SubscriptionSerializer
+    permission_classes = [ReadOrAdmin]
+    throttle_classes = [ReadRateThrottle]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        return subscriptions_with_secrets()
+
+    @extend_schema(
+        summary="Send a test event to the endpoint now",
+        description=(
+            "One attempt, whatever the subscription's state; never retried and not counted in "
+            "its health. The answer is the test delivery with its status and attempt."
+        ),
+        request=None,
+        responses={200: DeliveryDetailSerializer, **DETAIL_PROBLEMS},
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        delivery = subscription_send_test(subscription=self.get_object(), actor=request.user)
+        delivery = Delivery.objects.prefetch_related("attempts_made").get(pk=delivery.pk)
+        return Response(DeliveryDetailSerializer(delivery).data)
+
+    @extend_schema(
+        summary="Resume sending, and optionally release the held deliveries",
+        description=(
+            "Deliveries created while the subscription was paused or disabled are held. With "
+            '`{"release_held": true}` they are queued again now; otherwise they stay held '
+            "(`held` counts them) and can be released by resuming again with it."
+        ),
+        request=ResumeRequestSerializer,
+        responses={200: ResumeResultSerializer, **DETAIL_PROBLEMS},
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        subscription = self.get_object()
+        params = ResumeRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        result = subscription_resume(
+            subscription=subscription,
+            release_held=params.validated_data["release_held"],
+            actor=request.user,
+        )
+        body = {
+            "subscription": subscription_fresh(subscription),
+            "released": result.released,
+            "held": result.held,
+        }
+        return Response(ResumeResultSerializer(body).data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from accounts.services import audit_log_record
 from core.identity import TEST_SOURCE
 from core.problems import ProblemError
 from subscriptions.models import Subscription
+from subscriptions.services import subscription_set_state
 from webhooks import backoff
 from webhooks.models import Delivery
 from webhooks.payloads import build_request
@@ -138,6 +140,32 @@ def subscription_release_held(
         actor=actor, action="subscription.release_held", obj=subscription, changes={"count": count}
     )
     return count
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    resumed: bool  # it was not active before
+    released: int  # held deliveries queued again
+    held: int  # deliveries still held
+
+
+def subscription_resume(
+    *, subscription: Subscription, release_held: bool, actor: AbstractBaseUser | None = None
+) -> ResumeResult:
+    """Make the subscription active again (audited) and, with ``release_held``, queue the
+    deliveries held while it was paused or disabled; the one resume of admin, REST and
+    GraphQL."""
+    resumed = not subscription.is_active
+    released = 0
+    with transaction.atomic():
+        if resumed:
+            subscription_set_state(
+                subscription=subscription, state=Subscription.State.ACTIVE, actor=actor
+            )
+        if release_held:
+            released = subscription_release_held(subscription=subscription, actor=actor)
+    held = subscription.deliveries.filter(status=Status.HELD).count()
+    return ResumeResult(resumed=resumed, released=released, held=held)
 
 
 def subscription_send_test(

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import mongo
-from events.documents import event_document
+from core.documents import event_document
 from events.registry import registry
 from pipeline.mirroring import mirror
 from tests.events.factories import EventTypeFactory

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
-from webhooks.durations import InvalidDuration, parse_duration
+from core.durations import InvalidDuration, parse_duration
 from webhooks.models import Delivery
 from webhooks.services.actions import deliveries_for_replay
 

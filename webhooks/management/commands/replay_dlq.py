@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.durations import InvalidDuration, parse_duration
 from subscriptions.models import Subscription
-from webhooks.durations import InvalidDuration, parse_duration
 from webhooks.models import Delivery
 from webhooks.services.actions import deliveries_replay
 from webhooks.services.queueing import RETRYABLE

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from webhooks.durations import InvalidDuration, parse_duration
+from core.durations import InvalidDuration, parse_duration
 
 
 @pytest.mark.parametrize(

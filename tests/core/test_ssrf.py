@@ -3,7 +3,7 @@ import ipaddress
 import pytest
 from django.test import override_settings
 
-from webhooks.ssrf import UnsafeURL, check_url, is_forbidden_address
+from core.ssrf import UnsafeURL, check_url, is_forbidden_address
 
 
 @pytest.mark.parametrize(
