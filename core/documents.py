@@ -1,13 +1,48 @@
 """The shape of a raw event in MongoDB's ``events`` collection, and its API representation.
 
-The pipeline writes one document per event with ``event_document``; the read API turns them
-back into envelopes with ``document_to_event``.
+The pipeline writes one document per event with ``event_document``; the read API and the
+webhook bodies turn them back into envelopes with ``document_to_event``.
+
+An event has three shapes for its users, mapped here and nowhere else (``MAPPING``; the README
+shows the same table, and tests/core/test_documents.py checks every row):
+
+=================  ======================  ==================  =============================
+flat form (seeds)  envelope (CloudEvents)  stored document     filter and rule path
+=================  ======================  ==================  =============================
+id / event_id      id                      event_id            ``event_id``
+source             source                  source              ``source``
+event_type / type  type                    type                ``type``
+user_id / subject  subject                 subject, user_id    ``subject`` or ``user_id``
+timestamp / time   time                    timestamp (a date)  ``timestamp``
+severity           severity                severity            ``severity``
+data / payload     data                    payload             ``payload.<field>``
+amount             data.amount             payload.amount      ``payload.amount``
+metadata           metadata                metadata            ``metadata.<field>``
+trace_id           traceid                 trace_id            ``trace_id``
+session_id         sessionid               session_id          ``session_id``
+partition_key      partitionkey            partition_key       ``partition_key`` (else subject)
+=================  ======================  ==================  =============================
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+# (flat form field, envelope attribute, stored document field): the table above, row by row
+MAPPING: tuple[tuple[str, str, str], ...] = (
+    ("event_id", "id", "event_id"),
+    ("source", "source", "source"),
+    ("event_type", "type", "type"),
+    ("user_id", "subject", "user_id"),
+    ("timestamp", "time", "timestamp"),
+    ("severity", "severity", "severity"),
+    ("payload", "data", "payload"),
+    ("metadata", "metadata", "metadata"),
+    ("trace_id", "traceid", "trace_id"),
+    ("session_id", "sessionid", "session_id"),
+    ("partition_key", "partitionkey", "partition_key"),
+)
 
 
 def _texts(value: Any, found: list[str]) -> list[str]:

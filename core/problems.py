@@ -2,12 +2,15 @@
 
 DRF views get it through ``problem_exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``);
 plain Django views, the 404/500 handlers and middleware build it with ``problem_response``.
-Domain errors subclass ``ProblemError`` so they carry their own status, code and title.
+Domain errors subclass ``ProblemError`` so they carry their own status, code and title; they
+know nothing of DRF, GraphQL or gRPC. Each door maps them in one place: REST here, GraphQL in
+``core.graphql.problem_to_error``, gRPC in ``events.grpc_api.server``.
 """
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import redis
@@ -15,9 +18,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler, set_rollback
 
 logger = logging.getLogger(__name__)
 
@@ -25,28 +28,33 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://eventhub.dev/problems/"
 
 
-class ProblemError(exceptions.APIException):
-    """A domain error rendered as problem details.
+class ProblemError(Exception):
+    """A domain error, rendered as problem details by each door.
 
-    Subclasses set ``status_code``, ``default_code`` (the problem ``type`` slug) and
-    ``default_detail``; ``retry_after`` (seconds) adds a ``Retry-After`` header.
+    Subclasses set ``status_code`` (the HTTP status it stands for), ``default_code`` (the
+    problem ``type`` slug) and ``default_detail``; ``retry_after`` (seconds) adds a
+    ``Retry-After`` header. ``extra`` holds more members of the problem (``errors``, ...).
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = HTTPStatus.BAD_REQUEST
     default_code = "bad-request"
     default_detail = "The request could not be processed."
     title = "Bad request"
     retry_after: int | None = None
 
     def __init__(self, detail: str | None = None, *, extra: dict[str, Any] | None = None):
-        super().__init__(detail=detail, code=self.default_code)
+        self.detail = str(detail) if detail is not None else self.default_detail
         self.extra = extra or {}
+        super().__init__(self.detail)
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class DependencyUnavailable(ProblemError):
     """A dependency (Kafka, MongoDB, Redis, PostgreSQL) did not answer: try again later."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
     default_code = "dependency-unavailable"
     default_detail = "A service EventHub depends on is unavailable. Try again shortly."
     title = "Service unavailable"
@@ -54,7 +62,7 @@ class DependencyUnavailable(ProblemError):
 
 
 class PayloadTooLarge(ProblemError):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     default_code = "payload-too-large"
     default_detail = "The body is too large."
     title = "Payload too large"
@@ -130,6 +138,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, DEPENDENCY_ERRORS):
         logger.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
         exc = DependencyUnavailable()
+    if isinstance(exc, ProblemError):
+        return _problem_error_response(exc)
     response = exception_handler(exc, context)
     if response is None:
         # Not an API exception: let Django's 500 handler (problem+json too) take it.
@@ -152,11 +162,17 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     body = problem_body(response.status_code, title, detail, str(code).replace("_", "-"), **extra)
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         response["Retry-After"] = str(int(exc.wait) + 1)
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(exc, ProblemError) and retry_after is not None:
-        response["Retry-After"] = str(retry_after)
     response.data = body
     response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def _problem_error_response(exc: ProblemError) -> Response:
+    set_rollback()  # as DRF does for its own exceptions: a failed request writes nothing
+    body = problem_body(int(exc.status_code), exc.title, exc.detail, exc.default_code, **exc.extra)
+    response = Response(body, status=int(exc.status_code), content_type=PROBLEM_CONTENT_TYPE)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -17,10 +17,10 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from rest_framework import status
 
 from core import kafka
 from core.problems import DependencyUnavailable, ProblemError
@@ -36,7 +36,7 @@ PENDING = b"pending"
 
 
 class EventInvalid(ProblemError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
     default_code = "invalid-event"
     default_detail = "The event is not valid."
     title = "Invalid event"
