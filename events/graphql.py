@@ -16,7 +16,7 @@ from core.graphql import error
 from events.envelope import EnvelopeError, from_document
 from events.models import EventType
 from events.selectors import EventAmbiguous, EventFilters, event_get, events_list
-from events.services import EventInvalid, events_publish
+from events.services import EventInvalid, PublishStatus, events_publish
 
 
 class EventTypeNode(DjangoObjectType):
@@ -154,11 +154,11 @@ class PublishEvent(graphene.Mutation):
         except EnvelopeError as exc:
             raise EventInvalid("The event cannot be read.", extra={"errors": exc.errors}) from exc
         (outcome,) = events_publish(envelopes=[envelope], wait=True, request_id=uuid.uuid4().hex)
-        if outcome.status == "invalid":
+        if outcome.status == PublishStatus.INVALID:
             raise EventInvalid(
                 "The event does not satisfy its type.", extra={"errors": outcome.errors}
             )
-        return PublishEvent(id=outcome.id, status="accepted")
+        return PublishEvent(id=outcome.id, status=PublishStatus.ACCEPTED.value)
 
 
 class Mutation(graphene.ObjectType):

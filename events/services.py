@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
@@ -32,7 +33,8 @@ from events.storable import envelope_problems
 logger = logging.getLogger(__name__)
 
 SPOOL_KEY = "eventhub:publish-spool"
-PENDING = b"pending"
+# the value of an idempotency claim while its event is being published
+CLAIM_PENDING = b"pending"
 
 
 class EventInvalid(ProblemError):
@@ -46,21 +48,45 @@ class BrokerUnavailable(DependencyUnavailable):
     default_detail = "The event broker is unavailable; nothing was published. Try again shortly."
 
 
+class PublishStatus(StrEnum):
+    """What happened to one published event (``NEW``: being published, never answered)."""
+
+    NEW = "new"
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+    FAILED = "failed"
+
+
+# the answers a producer can get, in the order the APIs list them
+ANSWERS = (
+    PublishStatus.ACCEPTED,
+    PublishStatus.DUPLICATE,
+    PublishStatus.INVALID,
+    PublishStatus.FAILED,
+)
+
+
 @dataclass
-class Outcome:
+class PublishOutcome:
     """What happened to one event: accepted, duplicate, invalid or failed."""
 
-    status: str
+    status: PublishStatus
     id: str | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
     partition: int | None = None
     offset: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": self.status, "id": self.id}
+        body: dict[str, Any] = {"status": self.status.value, "id": self.id}
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+def outcomes_tally(outcomes: list[PublishOutcome]) -> dict[PublishStatus, int]:
+    """How many outcomes of a batch got each answer (REST and gRPC batches report them)."""
+    return {status: sum(1 for o in outcomes if o.status == status) for status in ANSWERS}
 
 
 def _idempotency_key(envelope: dict[str, Any]) -> str:
@@ -102,17 +128,21 @@ def _spool(topic: str, value: bytes, key: bytes | None, headers, reason: str) ->
 
 def events_publish(
     *, envelopes: list[dict[str, Any]], wait: bool, request_id: str
-) -> list[Outcome]:
+) -> list[PublishOutcome]:
     """Validate, de-duplicate and publish ``envelopes``; one outcome per envelope, in order.
 
     Raises ``BrokerUnavailable`` when the broker took none of the valid new events, and
     ``DependencyUnavailable`` when Redis cannot be reached.
     """
-    outcomes: list[Outcome] = []
+    outcomes: list[PublishOutcome] = []
     candidates: list[int] = []
     for index, envelope in enumerate(envelopes):
         errors = event_validate(envelope)
-        outcomes.append(Outcome("invalid" if errors else "new", envelope["id"], errors))
+        outcomes.append(
+            PublishOutcome(
+                PublishStatus.INVALID if errors else PublishStatus.NEW, envelope["id"], errors
+            )
+        )
         if not errors:
             candidates.append(index)
     if not candidates:
@@ -122,10 +152,10 @@ def events_publish(
     window = settings.IDEMPOTENCY_WINDOW_SECONDS
     pipe = redis.pipeline(transaction=False)
     for index in candidates:
-        pipe.set(_idempotency_key(envelopes[index]), PENDING, nx=True, ex=window)
+        pipe.set(_idempotency_key(envelopes[index]), CLAIM_PENDING, nx=True, ex=window)
     claimed = [index for index, won in zip(candidates, pipe.execute(), strict=True) if won]
     for index in set(candidates) - set(claimed):
-        outcomes[index].status = "duplicate"
+        outcomes[index].status = PublishStatus.DUPLICATE
 
     publisher = kafka.get_publisher()
     topic = settings.KAFKA_TOPIC_EVENTS
@@ -142,7 +172,7 @@ def events_publish(
                 on_failure=None if wait else _spool,
             )
         except kafka.PublishError as exc:
-            outcomes[index].status = "failed"
+            outcomes[index].status = PublishStatus.FAILED
             outcomes[index].errors = [{"pointer": "/", "detail": str(exc)}]
 
     if wait:
@@ -150,21 +180,21 @@ def events_publish(
         for index, future in futures.items():
             try:
                 outcomes[index].partition, outcomes[index].offset = future.result(timeout)
-                outcomes[index].status = "accepted"
+                outcomes[index].status = PublishStatus.ACCEPTED
             except (kafka.PublishError, FutureTimeout) as exc:
-                outcomes[index].status = "failed"
+                outcomes[index].status = PublishStatus.FAILED
                 outcomes[index].errors = [{"pointer": "/", "detail": f"broker: {exc}"}]
     else:
         for index in futures:
-            outcomes[index].status = "accepted"
+            outcomes[index].status = PublishStatus.ACCEPTED
 
-    failed = [index for index in claimed if outcomes[index].status == "failed"]
+    failed = [index for index in claimed if outcomes[index].status == PublishStatus.FAILED]
     if failed:
         # Forget the claims so the producer can simply send the same events again.
         redis.delete(*[_idempotency_key(envelopes[index]) for index in failed])
     if failed and len(failed) == len(claimed):
         raise BrokerUnavailable()
-    done = [index for index in claimed if outcomes[index].status == "accepted"]
+    done = [index for index in claimed if outcomes[index].status == PublishStatus.ACCEPTED]
     if done:
         pipe = redis.pipeline(transaction=False)
         for index in done:

@@ -26,6 +26,7 @@ from pipeline.decoding import coordinates, decode, quarantine_headers
 from pipeline.mirroring import Mirroring, unmirror
 from rules.engine import Firing, RuleSet, rule_set_load, rules_stamp
 from rules.models import Rule, RuleMatch
+from subscriptions.models import Subscription
 from subscriptions.routing import RoutingTable, routing_stamp, routing_table_load
 from webhooks.bulk import DeliveryWriter, delivery_row
 from webhooks.services.queueing import deliveries_enqueue_on_commit
@@ -152,7 +153,12 @@ class BatchWork:
                     )
                     continue
                 deliveries.append(
-                    delivery_row(firing.document, subscription_id, firing.rule, state != "active")
+                    delivery_row(
+                        firing.document,
+                        subscription_id,
+                        firing.rule,
+                        state != Subscription.State.ACTIVE,
+                    )
                 )
             elif kind == Rule.ActionType.NOTIFY:
                 notification = action.get("message", "")

@@ -18,6 +18,15 @@ class DeliveryStatus(models.TextChoices):
     HELD = "held", "Held"
 
 
+# a delivery that has yet to end: ordered subscriptions wait for their earlier ones
+UNFINISHED_STATUSES = [
+    DeliveryStatus.PENDING,
+    DeliveryStatus.RETRYING,
+    DeliveryStatus.IN_FLIGHT,
+    DeliveryStatus.HELD,
+]
+
+
 def message_id(delivery_id: int) -> str:
     """The ``webhook-id`` of a delivery: the same for every attempt, retry and replay."""
     return f"msg_{delivery_id}"
@@ -73,7 +82,8 @@ class Delivery(models.Model):
                 name="delivery_status_valid",
             ),
             models.CheckConstraint(
-                condition=~models.Q(status="succeeded") | models.Q(delivered_at__isnull=False),
+                condition=~models.Q(status=DeliveryStatus.SUCCEEDED)
+                | models.Q(delivered_at__isnull=False),
                 name="delivery_succeeded_has_time",
             ),
         ]
@@ -86,13 +96,13 @@ class Delivery(models.Model):
             models.Index(
                 fields=["updated_at"],
                 name="delivery_dead_time",
-                condition=models.Q(status="dead"),
+                condition=models.Q(status=DeliveryStatus.DEAD),
             ),
             # ordered subscriptions: the earlier unfinished deliveries of a partition key
             models.Index(
                 fields=["subscription", "partition_key", "id"],
                 name="delivery_unfinished_key",
-                condition=models.Q(status__in=["pending", "retrying", "in_flight", "held"]),
+                condition=models.Q(status__in=UNFINISHED_STATUSES),
             ),
         ]
 

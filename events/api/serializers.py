@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from events.models import EventType
+from events.services import ANSWERS
 
 
 class EventInSerializer(serializers.Serializer):
@@ -32,7 +33,7 @@ class EventInSerializer(serializers.Serializer):
 
 class PublishResultSerializer(serializers.Serializer):
     id = serializers.CharField()
-    status = serializers.ChoiceField(["accepted", "duplicate", "invalid", "failed"])
+    status = serializers.ChoiceField([answer.value for answer in ANSWERS])
     errors = serializers.ListField(child=serializers.DictField(), required=False)
 
 

@@ -37,7 +37,13 @@ from events.envelope import EnvelopeError, from_binary, from_document, from_stru
 from events.models import EventType
 from events.registry import registry
 from events.selectors import EventFilters, event_get, events_list, events_search
-from events.services import EventInvalid, Outcome, events_publish
+from events.services import (
+    EventInvalid,
+    PublishOutcome,
+    PublishStatus,
+    events_publish,
+    outcomes_tally,
+)
 
 CE_JSON = "application/cloudevents+json"
 CE_BATCH = "application/cloudevents-batch+json"
@@ -128,14 +134,15 @@ class IdempotencyKey:
         return response
 
 
-def single_response(outcome: Outcome, rid: str) -> Response:
-    if outcome.status == "invalid":
+def single_response(outcome: PublishOutcome, rid: str) -> Response:
+    if outcome.status == PublishStatus.INVALID:
         raise EventInvalid("The event does not satisfy its type.", extra={"errors": outcome.errors})
     headers = {"X-Request-ID": rid}
-    if outcome.status == "duplicate":
+    if outcome.status == PublishStatus.DUPLICATE:
         headers["Idempotent-Replayed"] = "true"
     # A duplicate gets the first answer: the event id, accepted.
-    return Response({"id": outcome.id, "status": "accepted"}, status=202, headers=headers)
+    body = {"id": outcome.id, "status": PublishStatus.ACCEPTED.value}
+    return Response(body, status=202, headers=headers)
 
 
 PUBLISH_RESPONSES = {
@@ -283,7 +290,7 @@ class EventBatchView(APIView):
         source = default_source(request)
         envelopes: list[dict[str, Any]] = []
         positions: list[int] = []
-        outcomes: list[Outcome | None] = []
+        outcomes: list[PublishOutcome | None] = []
         for index, item in enumerate(items):
             try:
                 if cloudevents_batch:
@@ -296,23 +303,20 @@ class EventBatchView(APIView):
                 outcomes.append(None)
             except EnvelopeError as exc:
                 given = item.get("id") if isinstance(item, dict) else None
-                outcomes.append(Outcome("invalid", given, exc.errors))
+                outcomes.append(PublishOutcome(PublishStatus.INVALID, given, exc.errors))
         wait = request.query_params.get("mode") != "async"
         for index, outcome in zip(
             positions, events_publish(envelopes=envelopes, wait=wait, request_id=rid), strict=True
         ):
             outcomes[index] = outcome
-        results = [o.as_dict() for o in outcomes if o is not None]
-        counts = {
-            s: sum(1 for r in results if r["status"] == s)
-            for s in ("accepted", "duplicate", "invalid", "failed")
-        }
+        done = [o for o in outcomes if o is not None]
+        counts = outcomes_tally(done)
         body = {
-            "accepted": counts["accepted"],
-            "duplicates": counts["duplicate"],
-            "invalid": counts["invalid"],
-            "failed": counts["failed"],
-            "results": results,
+            "accepted": counts[PublishStatus.ACCEPTED],
+            "duplicates": counts[PublishStatus.DUPLICATE],
+            "invalid": counts[PublishStatus.INVALID],
+            "failed": counts[PublishStatus.FAILED],
+            "results": [o.as_dict() for o in done],
         }
         return idempotency.store(Response(body, status=200, headers={"X-Request-ID": rid}))
 

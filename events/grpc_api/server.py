@@ -35,7 +35,7 @@ from events.envelope import EnvelopeError, from_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
 from events.selectors import EventFilters, InvalidCursor, events_list
-from events.services import Outcome, events_publish
+from events.services import PublishOutcome, PublishStatus, events_publish, outcomes_tally
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _json_field(text: str, pointer: str) -> Any:
         raise EnvelopeError.at(pointer, f"is not valid JSON: {exc}") from exc
 
 
-def event_document(event: pb.Event) -> dict[str, Any]:
+def proto_document(event: pb.Event) -> dict[str, Any]:
     """The proto event as the JSON document REST would have received."""
     data = _json_field(event.data_json, "/data_json")
     metadata = _json_field(event.metadata_json, "/metadata_json")
@@ -125,27 +125,29 @@ def event_document(event: pb.Event) -> dict[str, Any]:
     return document
 
 
-def result_message(outcome: Outcome, sequence: int = 0) -> pb.PublishResult:
+def result_message(outcome: PublishOutcome, sequence: int = 0) -> pb.PublishResult:
     return pb.PublishResult(
         id=outcome.id or "",
-        status=outcome.status,
+        status=outcome.status.value,
         errors=[pb.FieldError(pointer=e["pointer"], detail=e["detail"]) for e in outcome.errors],
         sequence=sequence,
     )
 
 
-def parse(events: list[pb.Event], user) -> list[tuple[dict | None, Outcome | None]]:
+def parse(events: list[pb.Event], user) -> list[tuple[dict | None, PublishOutcome | None]]:
     source = f"eventhub:{principal_id(user)}"
-    parsed: list[tuple[dict | None, Outcome | None]] = []
+    parsed: list[tuple[dict | None, PublishOutcome | None]] = []
     for event in events:
         try:
-            parsed.append((from_document(event_document(event), default_source=source), None))
+            parsed.append((from_document(proto_document(event), default_source=source), None))
         except EnvelopeError as exc:
-            parsed.append((None, Outcome("invalid", event.id or None, exc.errors)))
+            parsed.append(
+                (None, PublishOutcome(PublishStatus.INVALID, event.id or None, exc.errors))
+            )
     return parsed
 
 
-def publish(events: list[pb.Event], user, *, wait: bool = True) -> list[Outcome]:
+def publish(events: list[pb.Event], user, *, wait: bool = True) -> list[PublishOutcome]:
     """Outcomes in order; invalid forms are answered without reaching the ingest service."""
     parsed = parse(events, user)
     envelopes = [envelope for envelope, _ in parsed if envelope is not None]
@@ -196,14 +198,14 @@ class EventService(pb_grpc.EventServiceServicer):
     @guarded("writer")
     def CreateEvent(self, request: pb.CreateEventRequest, context, user) -> pb.PublishResult:
         (outcome,) = publish([request.event], user, wait=not request.no_wait)
-        if outcome.status == "invalid":
+        if outcome.status == PublishStatus.INVALID:
             raise Refused(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "; ".join(f"{e['pointer']}: {e['detail']}" for e in outcome.errors),
                 errors=json.dumps(outcome.errors),
             )
-        if outcome.status == "duplicate":
-            outcome.status = "accepted"  # the first answer, as REST gives it
+        if outcome.status == PublishStatus.DUPLICATE:
+            outcome.status = PublishStatus.ACCEPTED  # the first answer, as REST gives it
         return result_message(outcome)
 
     @guarded("writer")
@@ -212,15 +214,12 @@ class EventService(pb_grpc.EventServiceServicer):
         if not request.events or len(request.events) > limit:
             raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"Send 1 to {limit} events.")
         outcomes = publish(list(request.events), user)
-        count = {
-            s: sum(o.status == s for o in outcomes)
-            for s in ("accepted", "duplicate", "invalid", "failed")
-        }
+        count = outcomes_tally(outcomes)
         return pb.CreateEventsResponse(
-            accepted=count["accepted"],
-            duplicates=count["duplicate"],
-            invalid=count["invalid"],
-            failed=count["failed"],
+            accepted=count[PublishStatus.ACCEPTED],
+            duplicates=count[PublishStatus.DUPLICATE],
+            invalid=count[PublishStatus.INVALID],
+            failed=count[PublishStatus.FAILED],
             results=[result_message(o) for o in outcomes],
         )
 

@@ -14,13 +14,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from subscriptions.models import Subscription
-from webhooks.models import Delivery
+from webhooks.models import UNFINISHED_STATUSES, Delivery
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
 
 
-UNFINISHED = (Status.PENDING, Status.RETRYING, Status.IN_FLIGHT, Status.HELD)
+UNFINISHED = tuple(UNFINISHED_STATUSES)
 
 
 RETRYABLE = {Status.DEAD, Status.RETRYING, Status.HELD, Status.CANCELLED}
