@@ -11,7 +11,7 @@ from accounts.models import AuditLog
 from core import mongo
 from core.documents import event_document
 from subscriptions.models import Subscription
-from tests.conftest import find_in_topic
+from tests.helpers import find_in_topic
 from tests.subscriptions.factories import SubscriptionFactory
 from tests.webhooks.factories import DeliveryFactory
 from webhooks.models import Delivery

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import random
 
+from webhooks.models import ErrorClass
 from webhooks.sender import Outcome
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
-RETRYABLE_ERRORS = frozenset({"timeout", "connection", "dns", "tls"})
+RETRYABLE_ERRORS = frozenset(
+    {ErrorClass.TIMEOUT, ErrorClass.CONNECTION, ErrorClass.DNS, ErrorClass.TLS}
+)
 JITTER = 0.2
 
 
@@ -41,11 +44,11 @@ def error_class_of(outcome: Outcome) -> str:
     if outcome.status is None:
         return outcome.error_class
     if outcome.status >= 500:
-        return "http_5xx"
+        return ErrorClass.HTTP_5XX
     if outcome.status >= 400:
-        return "http_4xx"
+        return ErrorClass.HTTP_4XX
     if outcome.status >= 300:
-        return "http_3xx"
+        return ErrorClass.HTTP_3XX
     return ""
 
 

@@ -121,18 +121,23 @@ class Delivery(models.Model):
         return self.status in {self.Status.SUCCEEDED, self.Status.DEAD, self.Status.CANCELLED}
 
 
+class ErrorClass(models.TextChoices):
+    """Why an attempt failed: the sender names it, the retry policy reads it, attempts keep it."""
+
+    TIMEOUT = "timeout", "Timeout"
+    CONNECTION = "connection", "Connection"
+    DNS = "dns", "DNS"
+    TLS = "tls", "TLS"
+    HTTP_3XX = "http_3xx", "HTTP 3xx (redirects are not followed)"
+    HTTP_4XX = "http_4xx", "HTTP 4xx"
+    HTTP_5XX = "http_5xx", "HTTP 5xx"
+    REFUSED_URL = "refused_url", "Refused URL"
+
+
 class DeliveryAttempt(models.Model):
     """One HTTP request made for a delivery, with what came back."""
 
-    class ErrorClass(models.TextChoices):
-        TIMEOUT = "timeout", "Timeout"
-        CONNECTION = "connection", "Connection"
-        DNS = "dns", "DNS"
-        TLS = "tls", "TLS"
-        HTTP_3XX = "http_3xx", "HTTP 3xx (redirects are not followed)"
-        HTTP_4XX = "http_4xx", "HTTP 4xx"
-        HTTP_5XX = "http_5xx", "HTTP 5xx"
-        REFUSED_URL = "refused_url", "Refused URL"
+    ErrorClass = ErrorClass
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts_made")
     number = models.PositiveIntegerField()

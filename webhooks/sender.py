@@ -30,6 +30,7 @@ from aiohttp.resolver import ThreadedResolver
 from django.conf import settings
 
 from core import ssrf
+from webhooks.models import ErrorClass
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +92,14 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def _error_class(exc: BaseException) -> str:
     if isinstance(exc, ssrf.UnsafeURL):
-        return "refused_url"
+        return ErrorClass.REFUSED_URL
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return "timeout"
+        return ErrorClass.TIMEOUT
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns"
+        return ErrorClass.DNS
     if isinstance(exc, aiohttp.ClientSSLError):
-        return "tls"
-    return "connection"
+        return ErrorClass.TLS
+    return ErrorClass.CONNECTION
 
 
 class Sender:
@@ -175,7 +176,7 @@ class Sender:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
             error_class = _error_class(exc)
             detail = str(exc) or type(exc).__name__
-            if error_class == "timeout":
+            if error_class == ErrorClass.TIMEOUT:
                 detail = f"no answer within {request.timeout:g} s"
             return Outcome(
                 status=None,

@@ -21,8 +21,8 @@ from accounts.roles import Role
 from accounts.services import api_key_create
 from eventhub_client import EventHubClient, EventHubConnectionError, EventHubError
 from events.registry import registry
-from tests.conftest import find_in_topic
 from tests.events.factories import EventTypeFactory
+from tests.helpers import find_in_topic
 
 EVENT = {
     "event_type": "payment.failed",

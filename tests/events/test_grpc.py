@@ -13,24 +13,12 @@ from django.conf import settings
 from core import kafka, mongo
 from core.documents import event_document
 from events.grpc_api import eventhub_pb2 as pb
-from events.grpc_api import eventhub_pb2_grpc as pb_grpc
-from events.grpc_api.server import build_server
-from tests.conftest import find_in_topic
+from tests.helpers import find_in_topic
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("event_type", "clean_redis"),
 ]
-
-
-@pytest.fixture
-def stub():
-    server, port = build_server("127.0.0.1:0", workers=8)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield pb_grpc.EventServiceStub(channel)
-    channel.close()
-    server.stop(grace=None)
 
 
 def metadata(headers: dict[str, str]) -> list[tuple[str, str]]:

@@ -18,15 +18,12 @@ from standardwebhooks.webhooks import Webhook
 
 from core import kafka, mongo
 from events.grpc_api import eventhub_pb2 as pb
-from events.grpc_api import eventhub_pb2_grpc as pb_grpc
-from events.grpc_api.server import build_server
 from events.registry import registry
 from pipeline.consumer import PipelineConsumer
 from subscriptions.services import subscription_add_secret
-from tests.conftest import find_in_topic
 from tests.events.factories import EventTypeFactory
+from tests.helpers import Receiver, find_in_topic
 from tests.subscriptions.factories import SubscriptionFactory
-from tests.webhooks.conftest import Receiver
 from webhooks.models import Delivery
 from webhooks.sender import reset_sender
 
@@ -222,16 +219,6 @@ def test_graphql_refuses_what_mongodb_cannot_store(
     (problem,) = result["errors"]
     assert problem["extensions"]["code"] == "INVALID_EVENT"
     assert problem["extensions"]["errors"][0]["pointer"].startswith(pointer)
-
-
-@pytest.fixture
-def stub():
-    server, port = build_server("127.0.0.1:0", workers=4)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield pb_grpc.EventServiceStub(channel)
-    channel.close()
-    server.stop(grace=None)
 
 
 @pytest.mark.parametrize(("data", "pointer", "detail"), UNSTORABLE)

@@ -23,7 +23,7 @@ from core import kafka, mongo
 from events.services import BrokerUnavailable, events_publish
 from pipeline.consumer import PipelineConsumer
 from tests.events.factories import EventTypeFactory
-from tests.pipeline.test_consumer import _database_url
+from tests.helpers import pipeline_env
 from tests.subscriptions.factories import SubscriptionFactory
 from webhooks.models import Delivery
 
@@ -131,15 +131,7 @@ def group_position(group: str, topic: str) -> tuple[int, int]:
 
 
 def pipeline_process() -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS,
-        "TEST_KAFKA_TOPIC_EVENTS": settings.KAFKA_TOPIC_EVENTS,
-        "TEST_PIPELINE_GROUP_ID": settings.PIPELINE_GROUP_ID,
-        "TEST_MONGO_DB": settings.MONGO_DB,
-    }
+    env = pipeline_env(KAFKA_BOOTSTRAP_SERVERS=settings.KAFKA_BOOTSTRAP_SERVERS)
     return subprocess.Popen(
         [sys.executable, "manage.py", "consume_events", "--batch-size", "100"],
         cwd=ROOT,

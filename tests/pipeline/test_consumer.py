@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,15 +14,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from django.conf import settings
-from django.db import connection
 
 from core import kafka, mongo
 from events.registry import registry
 from events.services import encode, events_publish
 from pipeline.consumer import PipelineConsumer
 from rules.models import RuleMatch
-from tests.conftest import find_in_topic
 from tests.events.factories import EventTypeFactory
+from tests.helpers import find_in_topic, pipeline_env
 from tests.rules.factories import RuleFactory
 from tests.subscriptions.factories import SubscriptionFactory
 from webhooks.models import Delivery
@@ -214,14 +212,7 @@ def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(topic, types,
         producer.publish(topic, encode(envelope), key=envelope["subject"].encode())
     assert producer.flush(30) == 0
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
-        "TEST_KAFKA_TOPIC_EVENTS": topic,
-        "TEST_PIPELINE_GROUP_ID": settings.PIPELINE_GROUP_ID,
-        "TEST_MONGO_DB": settings.MONGO_DB,
-    }
+    env = pipeline_env()
     command = [
         sys.executable,
         "manage.py",
@@ -252,24 +243,9 @@ def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(topic, types,
     assert mongo_db[mongo.EVENTS].count_documents({"source": "/kill"}) == total
 
 
-def _database_url() -> str:
-    params = connection.settings_dict
-    return (
-        f"postgresql://{params['USER']}@{params['HOST'] or '127.0.0.1'}:"
-        f"{params['PORT'] or 5432}/{params['NAME']}"
-    )
-
-
 def test_sigterm_finishes_commits_and_exits(topic, types, mongo_db):
     ids = publish(*[{"type": "order.created", "data": {}} for _ in range(10)])
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
-        "TEST_KAFKA_TOPIC_EVENTS": topic,
-        "TEST_PIPELINE_GROUP_ID": settings.PIPELINE_GROUP_ID,
-        "TEST_MONGO_DB": settings.MONGO_DB,
-    }
+    env = pipeline_env()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "consume_events"],
         cwd=ROOT,

@@ -11,8 +11,8 @@ from django.utils import timezone
 from accounts.models import AuditLog
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_add_secret
+from tests.helpers import Reply
 from tests.subscriptions.factories import SubscriptionFactory
-from tests.webhooks.conftest import Reply
 from tests.webhooks.factories import DeliveryAttemptFactory, DeliveryFactory
 from webhooks.models import Delivery
 

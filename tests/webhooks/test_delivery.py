@@ -19,9 +19,8 @@ from standardwebhooks.webhooks import Webhook
 
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_add_secret, subscription_rotate_secret
-from tests.conftest import find_in_topic
+from tests.helpers import Reply, find_in_topic
 from tests.subscriptions.factories import SubscriptionFactory
-from tests.webhooks.conftest import Reply
 from webhooks.models import Delivery, DeliveryAttempt
 from webhooks.services.actions import (
     deliveries_replay,

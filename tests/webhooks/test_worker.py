@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from standardwebhooks.webhooks import Webhook
 
 from core import kafka, mongo
@@ -25,8 +24,8 @@ from events.services import events_publish
 from pipeline.consumer import PipelineConsumer
 from subscriptions.services import subscription_add_secret
 from tests.events.factories import EventTypeFactory
+from tests.helpers import Reply, database_url
 from tests.subscriptions.factories import SubscriptionFactory
-from tests.webhooks.conftest import Reply
 from tests.webhooks.test_delivery import pending
 from webhooks.models import Delivery
 from webhooks.services.queueing import deliveries_enqueue, deliveries_sweep
@@ -34,14 +33,6 @@ from webhooks.services.queueing import deliveries_enqueue, deliveries_sweep
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _database_url() -> str:
-    params = connection.settings_dict
-    return (
-        f"postgresql://{params['USER']}@{params['HOST'] or '127.0.0.1'}:"
-        f"{params['PORT'] or 5432}/{params['NAME']}"
-    )
 
 
 class Worker:
@@ -52,7 +43,7 @@ class Worker:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "TEST_MONGO_DB": settings.MONGO_DB,
             "WEBHOOK_LEASE_SECONDS": str(settings.WEBHOOK_LEASE_SECONDS),
             "WORKER_METRICS_PORT": str(metrics_port),

@@ -20,7 +20,7 @@ from core.problems import ProblemError
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_set_state
 from webhooks import backoff
-from webhooks.models import Delivery
+from webhooks.models import Delivery, ErrorClass
 from webhooks.payloads import build_request
 from webhooks.sender import OutboundRequest, Outcome, get_sender
 from webhooks.services.outcomes import (
@@ -208,7 +208,9 @@ def subscription_send_test(
             [OutboundRequest(subscription.url, body, headers, timeout)]
         )[0]
     except Exception as exc:  # noqa: BLE001 - the test delivery must not stay in flight
-        outcome = Outcome(None, "", 0, "connection", f"the request could not be made: {exc}")
+        outcome = Outcome(
+            None, "", 0, ErrorClass.CONNECTION, f"the request could not be made: {exc}"
+        )
     attempt_row(delivery.pk, 1, subscription, headers, outcome).save()
     finished = timezone.now()
     if outcome.succeeded:

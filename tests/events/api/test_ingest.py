@@ -11,7 +11,7 @@ from django.conf import settings
 from core import kafka
 from core.redis import get_redis
 from events.services import SPOOL_KEY, events_republish_spooled
-from tests.conftest import find_in_topic
+from tests.helpers import find_in_topic
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_type", "clean_redis")]
 
