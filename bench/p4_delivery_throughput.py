@@ -133,6 +133,7 @@ def pending_deliveries(
         [
             Delivery(
                 event_id=event_id,
+                event_source="/bench",  # the events stored above (an event is its source and id)
                 event_type=type_name,
                 subscription=subscription,
                 partition_key="",
