@@ -34,8 +34,8 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from core.documents import event_document  # noqa: E402
 from core import kafka, mongo  # noqa: E402
+from core.documents import event_document  # noqa: E402
 from eventhub.celery import app as celery_app  # noqa: E402
 from events.models import EventType  # noqa: E402
 from events.registry import registry  # noqa: E402

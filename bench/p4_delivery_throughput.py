@@ -47,8 +47,8 @@ from django.conf import settings  # noqa: E402
 from django.db.models import Count, Max  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from core.documents import event_document  # noqa: E402
 from core import mongo  # noqa: E402
+from core.documents import event_document  # noqa: E402
 from eventhub import celery_app  # noqa: E402
 from events.models import EventType  # noqa: E402
 from subscriptions.models import Subscriber, Subscription  # noqa: E402

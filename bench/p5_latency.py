@@ -41,8 +41,8 @@ from django.conf import settings  # noqa: E402
 from django.db import close_old_connections, connection  # noqa: E402
 from django.db.models import Count  # noqa: E402
 
-from core.redis import get_redis  # noqa: E402
 from core import kafka, mongo  # noqa: E402
+from core.redis import get_redis  # noqa: E402
 from events.models import EventType  # noqa: E402
 from events.registry import registry  # noqa: E402
 from events.services import events_publish  # noqa: E402

@@ -156,7 +156,8 @@ class PublishEvent(graphene.Mutation):
         (outcome,) = events_publish(envelopes=[envelope], wait=True, request_id=uuid.uuid4().hex)
         if outcome.status == PublishStatus.INVALID:
             raise EventInvalid(
-                "The event is refused: its errors name each fault.", extra={"errors": outcome.errors}
+                "The event is refused: its errors name each fault.",
+                extra={"errors": outcome.errors},
             )
         return PublishEvent(id=outcome.id, status=PublishStatus.ACCEPTED.value)
 

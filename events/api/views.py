@@ -136,7 +136,9 @@ class IdempotencyKey:
 
 def single_response(outcome: PublishOutcome, rid: str) -> Response:
     if outcome.status == PublishStatus.INVALID:
-        raise EventInvalid("The event is refused: its errors name each fault.", extra={"errors": outcome.errors})
+        raise EventInvalid(
+            "The event is refused: its errors name each fault.", extra={"errors": outcome.errors}
+        )
     headers = {"X-Request-ID": rid}
     if outcome.status == PublishStatus.DUPLICATE:
         headers["Idempotent-Replayed"] = "true"
