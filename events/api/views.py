@@ -134,6 +134,9 @@ class IdempotencyKey:
         return response
 
 
+REFUSED = "The event is refused: its errors name each fault."
+
+
 def single_response(outcome: PublishOutcome, rid: str) -> Response:
     if outcome.status == PublishStatus.INVALID:
         raise EventInvalid(
