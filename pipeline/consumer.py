@@ -13,11 +13,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from django.conf import settings
 from django.db import close_old_connections
-from pipeline.lag import LagWatch
 
 from core import kafka
 from pipeline.batch import MIRROR_THREADS, BatchResult, Configuration, process_batch
 from pipeline.decoding import coordinates
+from pipeline.lag import LagWatch
 from pipeline.outages import is_outage
 
 logger = logging.getLogger(__name__)
