@@ -111,6 +111,17 @@ def problem_response(
     return response
 
 
+def detail_text(exc: exceptions.APIException) -> str:
+    """The sentence of a DRF exception: simplejwt's carry a dict (``detail``, ``code``,
+    ``messages``) whose repr is no message for a person."""
+    detail = exc.detail
+    if isinstance(detail, dict) and "detail" in detail:
+        return str(detail["detail"])
+    if isinstance(detail, list) and len(detail) == 1:
+        return str(detail[0])
+    return str(detail)
+
+
 def _flatten_errors(data: Any, pointer: str = "") -> list[dict[str, str]]:
     """Turn DRF's nested validation errors into ``[{"pointer": "/field/0", "detail": ...}]``."""
     if isinstance(data, dict):
@@ -158,7 +169,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         detail = "The request has invalid fields."
         extra["errors"] = _flatten_errors(exc.detail)
     else:
-        detail = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
+        detail = detail_text(exc) if isinstance(exc, exceptions.APIException) else str(exc)
     body = problem_body(response.status_code, title, detail, str(code).replace("_", "-"), **extra)
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         response["Retry-After"] = str(int(exc.wait) + 1)

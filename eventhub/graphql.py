@@ -14,15 +14,62 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBadRequest
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from graphene.validation import depth_limit_validator
 from graphene_django.views import GraphQLView, HttpError
-from graphql import ValidationRule
+from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, ValidationRule
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from core import strict_json
 from core.graphql import error
+from core.problems import detail_text
+
+
+class DepthLimit(ValidationRule):
+    """Refuse operations nested deeper than ``GRAPHQL_MAX_DEPTH``, introspection fields and
+    fragments included (graphene's own validator leaves ``__schema`` and ``__type`` out, so an
+    introspection query could nest as deep as it liked)."""
+
+    def enter_operation_definition(self, node, *args):
+        fragments = {
+            definition.name.value: definition
+            for definition in self.context.document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        maximum = settings.GRAPHQL_MAX_DEPTH
+        if self._depth(node.selection_set, fragments, 0, maximum, set()) > maximum:
+            name = node.name.value if node.name else "anonymous"
+            self.report_error(
+                error(
+                    f"'{name}' exceeds maximum operation depth of {maximum}.",
+                    "QUERY_TOO_COMPLEX",
+                )
+            )
+
+    def _depth(self, selection_set, fragments, depth, maximum, seen) -> int:
+        if selection_set is None or depth > maximum:
+            return depth
+        deepest = depth
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                # as graphene counts: a field with a selection adds a level, a leaf none
+                if selection.selection_set is None:
+                    found = depth
+                else:
+                    found = self._depth(
+                        selection.selection_set, fragments, depth + 1, maximum, seen
+                    )
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in seen or name not in fragments:
+                    continue  # a cycle or an unknown fragment: other rules report those
+                found = self._depth(
+                    fragments[name].selection_set, fragments, depth, maximum, seen | {name}
+                )
+            else:  # an inline fragment
+                found = self._depth(selection.selection_set, fragments, depth, maximum, seen)
+            deepest = max(deepest, found)
+        return deepest
 
 
 class FieldCountLimit(ValidationRule):
@@ -52,7 +99,7 @@ class EventHubGraphQLView(GraphQLView):
     def __init__(self, **kwargs):
         kwargs.setdefault(
             "validation_rules",
-            [depth_limit_validator(max_depth=settings.GRAPHQL_MAX_DEPTH), FieldCountLimit],
+            [DepthLimit, FieldCountLimit],
         )
         super().__init__(**kwargs)
 
@@ -63,7 +110,7 @@ class EventHubGraphQLView(GraphQLView):
         try:
             request.user = drf_request.user
         except exceptions.AuthenticationFailed as exc:
-            request.eventhub_auth_error = str(exc.detail)
+            request.eventhub_auth_error = detail_text(exc)
         return super().dispatch(request, *args, **kwargs)
 
     def parse_body(self, request: HttpRequest) -> Any:

@@ -228,6 +228,7 @@ def test_deep_queries_are_refused(client, credentials, settings):
     )
     assert response.status_code == 400
     assert "exceeds maximum operation depth" in response.json()["errors"][0]["message"]
+    assert codes(response.json()) == ["QUERY_TOO_COMPLEX"]
 
 
 def test_wide_queries_are_refused(client, credentials):
@@ -240,3 +241,39 @@ def test_wide_queries_are_refused(client, credentials):
     )
     assert response.status_code == 400
     assert codes(response.json()) == ["QUERY_TOO_COMPLEX"]
+
+
+def test_deep_introspection_is_refused_with_the_documented_code(client, settings):
+    settings.GRAPHQL_MAX_DEPTH = 4
+    deep = "{ __schema { types { fields { type { ofType { ofType { ofType { name } } } } } } } }"
+    response = client.post("/graphql", json.dumps({"query": deep}), content_type="application/json")
+    assert response.status_code == 400
+    assert codes(response.json()) == ["QUERY_TOO_COMPLEX"]
+    shallow = "{ __schema { queryType { name } } }"
+    answer = client.post(
+        "/graphql", json.dumps({"query": shallow}), content_type="application/json"
+    )
+    assert answer.json()["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_depth_through_fragments_counts(client, credentials, settings):
+    settings.GRAPHQL_MAX_DEPTH = 3
+    query = (
+        "fragment S on Subscription { subscriber { subscriptions { subscriber { name } } } }"
+        " { subscriptions { ...S } }"
+    )
+    response = client.post(
+        "/graphql",
+        json.dumps({"query": query}),
+        content_type="application/json",
+        **credentials["reader"],
+    )
+    assert response.status_code == 400
+    assert codes(response.json()) == ["QUERY_TOO_COMPLEX"]
+
+
+def test_a_forged_token_is_refused_with_a_sentence(client, credentials):
+    result = gql(client, "{ events(limit: 1) { id } }", credentials["forged"])
+    (problem,) = result["errors"]
+    assert problem["extensions"]["code"] == "UNAUTHENTICATED"
+    assert problem["message"] == "Given token not valid for any token type"

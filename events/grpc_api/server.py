@@ -30,7 +30,7 @@ from accounts.authentication import (
 )
 from core import strict_json
 from core.documents import document_to_event
-from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable
+from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable, detail_text
 from events.envelope import EnvelopeError, from_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
@@ -65,7 +65,9 @@ def authenticate(context: grpc.ServicerContext, minimum: str):
         else:
             jwt = JWTAuthentication()
             user = jwt.get_user(jwt.get_validated_token(raw.encode()))
-    except (exceptions.AuthenticationFailed, InvalidToken, TokenError) as exc:
+    except (exceptions.AuthenticationFailed, InvalidToken) as exc:
+        raise Refused(grpc.StatusCode.UNAUTHENTICATED, detail_text(exc)) from exc
+    except TokenError as exc:
         raise Refused(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
     if not has_role(user, minimum):
         raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"This needs the {minimum} role.")

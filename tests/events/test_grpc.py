@@ -199,3 +199,10 @@ def test_broker_down_is_unavailable_with_retry_after(
         kafka.reset_clients()
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert int(dict(caught.value.trailing_metadata())["retry-after"]) > 0
+
+
+def test_a_forged_token_is_unauthenticated_with_a_sentence(stub, credentials):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetEvents(pb.GetEventsRequest(), metadata=metadata(credentials["forged"]))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.details() == "Given token not valid for any token type"
