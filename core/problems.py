@@ -116,7 +116,12 @@ def detail_text(exc: exceptions.APIException) -> str:
     ``messages``) whose repr is no message for a person."""
     detail = exc.detail
     if isinstance(detail, dict) and "detail" in detail:
-        return str(detail["detail"])
+        reasons = []  # why each token class refused it ("Token is expired")
+        for message in detail.get("messages") or []:
+            reason = str(message.get("message", "")) if isinstance(message, dict) else ""
+            if reason and reason not in reasons:
+                reasons.append(reason)
+        return str(detail["detail"]) + (f": {'; '.join(reasons)}" if reasons else "")
     if isinstance(detail, list) and len(detail) == 1:
         return str(detail[0])
     return str(detail)
