@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,3 @@ def backfill_event_sources(model, schema_editor, *, chunk: int = 1000) -> int:
             model._meta.label,
         )
     return updated
-
-
-def keys_of(documents: Iterable[Mapping[str, Any]]) -> list[EventKey]:
-    return [document_key(d) for d in documents]

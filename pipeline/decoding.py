@@ -4,7 +4,6 @@ a quarantined message carries)."""
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +13,6 @@ from confluent_kafka import Message
 from events.envelope import EnvelopeError, from_structured
 from events.registry import CompiledType
 from events.services import event_validate
-
-logger = logging.getLogger(__name__)
 
 
 def quarantine_headers(message: Message, reason: str) -> list[tuple[str, bytes]]:

@@ -3,7 +3,6 @@ key, a chunk at a time on threads of its own while the batch goes on."""
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
@@ -14,9 +13,6 @@ from pymongo.errors import BulkWriteError
 
 from core import mongo
 from core.identity import EventKey
-
-logger = logging.getLogger(__name__)
-
 
 DUPLICATE_KEY = 11000
 

@@ -3,7 +3,6 @@ will never get through): the consumer tells them apart here."""
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import psycopg
@@ -15,9 +14,6 @@ from redis import exceptions as redis_errors
 
 from core import kafka
 from pipeline.mirroring import DUPLICATE_KEY
-
-logger = logging.getLogger(__name__)
-
 
 OUTAGES: tuple[type[BaseException], ...] = (
     ConnectionError,  # also redis' ConnectionError and TimeoutError

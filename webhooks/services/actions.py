@@ -3,7 +3,6 @@ retry, replay, release what a paused subscription held, resume, send a test even
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from webhooks.services.queueing import (
     requeue,
 )
 
-logger = logging.getLogger(__name__)
 Status = Delivery.Status
 
 

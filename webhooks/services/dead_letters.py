@@ -13,11 +13,10 @@ from django.utils import timezone
 from core import kafka
 from core.identity import EventKey
 from subscriptions.models import Subscription
-from webhooks.models import Delivery, message_id
+from webhooks.models import message_id
 from webhooks.services.claims import Claimed
 
 logger = logging.getLogger(__name__)
-Status = Delivery.Status
 
 
 def dlq_message(

@@ -3,7 +3,6 @@ task."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -35,7 +34,6 @@ from webhooks.services.queueing import (
     lease,
 )
 
-logger = logging.getLogger(__name__)
 Status = Delivery.Status
 
 

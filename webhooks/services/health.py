@@ -14,11 +14,9 @@ from django.db.models.functions import Coalesce
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_set_state
 from webhooks import backoff
-from webhooks.models import Delivery
 from webhooks.sender import Outcome
 
 logger = logging.getLogger(__name__)
-Status = Delivery.Status
 
 
 def record_health(subscription: Subscription, results: list[Outcome], now: datetime) -> None:

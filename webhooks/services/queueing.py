@@ -3,7 +3,6 @@ is due (retries, lost tasks, claims of dead workers)."""
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -16,7 +15,6 @@ from django.utils import timezone
 from subscriptions.models import Subscription
 from webhooks.models import UNFINISHED_STATUSES, Delivery
 
-logger = logging.getLogger(__name__)
 Status = Delivery.Status
 
 
