@@ -139,26 +139,24 @@ class PipelineConsumer:
         """One batch; a failure that is not an outage is retried once (a subscription may have
         been deleted meanwhile), then the messages are taken one at a time, so that whatever
         no retry will ever get through is quarantined and the others go on."""
-        try:
-            return process_batch(messages, self.configuration, mirror_pool=pool)
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            first = exc
-        try:
-            return process_batch(messages, self.configuration, mirror_pool=pool)
-        except Exception as exc:
-            if is_outage(exc):
-                raise
+        result, failure = self._try_twice(messages, pool)
+        if result is not None:
+            return result
         logger.warning(
             "a batch of %d message(s) failed twice (%s: %s): finding the messages that fail",
             len(messages),
-            type(first).__name__,
-            first,
+            type(failure).__name__,
+            failure,
         )
         total = BatchResult()
         for message in messages:
-            result = self._process_alone(message, pool)
+            result, failure = self._try_twice([message], pool)
+            if result is None:
+                reason = f"the pipeline cannot process it: {type(failure).__name__}: {failure}"
+                refused = {coordinates(message): reason}
+                result = process_batch(
+                    [message], self.configuration, mirror_pool=pool, refused=refused
+                )
             total.events += result.events
             total.quarantined += result.quarantined
             total.deliveries += result.deliveries
@@ -166,18 +164,20 @@ class PipelineConsumer:
             total.mirrored += result.mirrored
         return total
 
-    def _process_alone(self, message: Message, pool: ThreadPoolExecutor) -> BatchResult:
+    def _try_twice(
+        self, messages: list[Message], pool: ThreadPoolExecutor
+    ) -> tuple[BatchResult | None, Exception | None]:
+        """``process_batch`` up to twice: its result, or the second failure. An outage is
+        raised at once, for the consume loop to wait out."""
         failure: Exception | None = None
         for _ in range(2):
             try:
-                return process_batch([message], self.configuration, mirror_pool=pool)
+                return process_batch(messages, self.configuration, mirror_pool=pool), None
             except Exception as exc:
                 if is_outage(exc):
                     raise
                 failure = exc
-        reason = f"the pipeline cannot process it: {type(failure).__name__}: {failure}"
-        refused = {coordinates(message): reason}
-        return process_batch([message], self.configuration, mirror_pool=pool, refused=refused)
+        return None, failure
 
     def _rewind(self, messages: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}

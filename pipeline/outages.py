@@ -16,7 +16,7 @@ from core import kafka
 from pipeline.mirroring import DUPLICATE_KEY
 
 OUTAGES: tuple[type[BaseException], ...] = (
-    ConnectionError,  # also redis' ConnectionError and TimeoutError
+    ConnectionError,
     TimeoutError,
     FutureTimeout,
     pymongo_errors.ConnectionFailure,  # also AutoReconnect and server selection timeouts
@@ -35,6 +35,12 @@ OUTAGES: tuple[type[BaseException], ...] = (
 )
 
 
+# NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+# PrimarySteppedDown, ShutdownInProgress, HostUnreachable, HostNotFound, NetworkTimeout,
+# ExceededTimeLimit, LockTimeout, WriteConcernFailed
+MONGO_TRANSIENT_CODES = frozenset((10107, 11600, 11602, 189, 91, 6, 7, 89, 262, 24, 64))
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether a failure is a dependency's (retry the batch until it answers) rather than the
     content's (some message will never get through)."""
@@ -43,13 +49,9 @@ def is_outage(exc: BaseException) -> bool:
         return bool(exc.details.get("writeConcernErrors")) and not [
             e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY
         ]
+    if isinstance(exc, OUTAGES):
+        return True
     if isinstance(exc, pymongo_errors.OperationFailure):
         # the server is not in a state to write (shutting down, stepping down, not primary)
         return exc.code in MONGO_TRANSIENT_CODES or bool(exc.has_error_label("RetryableWriteError"))
-    return isinstance(exc, OUTAGES)
-
-
-# NotWritablePrimary, InterruptedAtShutdown, InterruptedDueToReplStateChange,
-# PrimarySteppedDown, ShutdownInProgress, HostUnreachable, HostNotFound, NetworkTimeout,
-# ExceededTimeLimit, LockTimeout, WriteConcernFailed
-MONGO_TRANSIENT_CODES = frozenset((10107, 11600, 11602, 189, 91, 6, 7, 89, 262, 24, 64))
+    return False

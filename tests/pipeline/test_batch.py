@@ -294,6 +294,7 @@ def test_an_outage_is_not_blamed_on_the_messages(payments, mongo_db, queued, poo
     [
         ("AutoReconnect", True),
         ("ServerSelectionTimeoutError", True),
+        ("ExecutionTimeout", True),
         ("OperationalError", True),
         ("RedisConnectionError", True),
         ("KafkaException", True),
@@ -306,12 +307,18 @@ def test_an_outage_is_not_blamed_on_the_messages(payments, mongo_db, queued, poo
 def test_outages_are_told_from_content(error, outage):
     from confluent_kafka import KafkaException
     from django.db import IntegrityError, OperationalError
-    from pymongo.errors import AutoReconnect, BulkWriteError, ServerSelectionTimeoutError
+    from pymongo.errors import (
+        AutoReconnect,
+        BulkWriteError,
+        ExecutionTimeout,
+        ServerSelectionTimeoutError,
+    )
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     errors = {
         "AutoReconnect": AutoReconnect("x"),
         "ServerSelectionTimeoutError": ServerSelectionTimeoutError("x"),
+        "ExecutionTimeout": ExecutionTimeout("operation exceeded time limit", code=50),
         "OperationalError": OperationalError("x"),
         "RedisConnectionError": RedisConnectionError("x"),
         "KafkaException": KafkaException("x"),
