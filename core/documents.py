@@ -3,25 +3,10 @@
 The pipeline writes one document per event with ``event_document``; the read API and the
 webhook bodies turn them back into envelopes with ``document_to_event``.
 
-An event has three shapes for its users, mapped here and nowhere else (``MAPPING``; the README
-shows the same table, and tests/core/test_documents.py checks every row):
-
-=================  ======================  ==================  =============================
-flat form (seeds)  envelope (CloudEvents)  stored document     filter and rule path
-=================  ======================  ==================  =============================
-id / event_id      id                      event_id            ``event_id``
-source             source                  source              ``source``
-event_type / type  type                    type                ``type``
-user_id / subject  subject                 subject, user_id    ``subject`` or ``user_id``
-timestamp / time   time                    timestamp (a date)  ``timestamp``
-severity           severity                severity            ``severity``
-data / payload     data                    payload             ``payload.<field>``
-amount             data.amount             payload.amount      ``payload.amount``
-metadata           metadata                metadata            ``metadata.<field>``
-trace_id           traceid                 trace_id            ``trace_id``
-session_id         sessionid               session_id          ``session_id``
-partition_key      partitionkey            partition_key       ``partition_key`` (else subject)
-=================  ======================  ==================  =============================
+An event has three shapes for its users (the flat form or the envelope producers send, the
+stored document, the paths filters and rules name), mapped here and nowhere else: ``MAPPING``
+lists the fields, the README's "One event, three shapes" shows them as a table, and
+tests/core/test_documents.py checks every row. Filters name the stored field.
 """
 
 from __future__ import annotations

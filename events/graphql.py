@@ -155,10 +155,7 @@ class PublishEvent(graphene.Mutation):
             raise EventInvalid("The event cannot be read.", extra={"errors": exc.errors}) from exc
         (outcome,) = events_publish(envelopes=[envelope], wait=True, request_id=uuid.uuid4().hex)
         if outcome.status == PublishStatus.INVALID:
-            raise EventInvalid(
-                "The event is refused: its errors name each fault.",
-                extra={"errors": outcome.errors},
-            )
+            raise EventInvalid(extra={"errors": outcome.errors})
         return PublishEvent(id=outcome.id, status=PublishStatus.ACCEPTED.value)
 
 

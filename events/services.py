@@ -40,7 +40,7 @@ CLAIM_PENDING = b"pending"
 class EventInvalid(ProblemError):
     status_code = HTTPStatus.UNPROCESSABLE_ENTITY
     default_code = "invalid-event"
-    default_detail = "The event is not valid."
+    default_detail = "The event is refused: its errors name each fault."
     title = "Invalid event"
 
 

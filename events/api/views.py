@@ -134,14 +134,9 @@ class IdempotencyKey:
         return response
 
 
-REFUSED = "The event is refused: its errors name each fault."
-
-
 def single_response(outcome: PublishOutcome, rid: str) -> Response:
     if outcome.status == PublishStatus.INVALID:
-        raise EventInvalid(
-            "The event is refused: its errors name each fault.", extra={"errors": outcome.errors}
-        )
+        raise EventInvalid(extra={"errors": outcome.errors})
     headers = {"X-Request-ID": rid}
     if outcome.status == PublishStatus.DUPLICATE:
         headers["Idempotent-Replayed"] = "true"
