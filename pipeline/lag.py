@@ -67,7 +67,6 @@ class LagWatch:
         self.member = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.last_progress = time.monotonic()
         self.checked_at = 0.0
-        self.report: LagReport | None = None
         self._logged_stall_at = 0.0
         self._stalled = False
 
@@ -80,12 +79,12 @@ class LagWatch:
             return None
         self.checked_at = now
         try:
-            self.report = self.check(now)
+            report = self.check(now)
         except KafkaException as exc:
             logger.warning("could not read the partitions' watermarks: %s", exc)
             return None
-        self._publish(self.report)
-        return self.report
+        self._publish(report)
+        return report
 
     def check(self, now: float | None = None) -> LagReport:
         now = time.monotonic() if now is None else now
