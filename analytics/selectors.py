@@ -1,34 +1,550 @@
-"""Aggregations over the raw events in MongoDB."""
+"""Analytics over what flows: MongoDB aggregations on the stored events and their rollups, and
+PostgreSQL's view of the deliveries.
+
+Counts by type, source and severity band come from the rollups wherever a whole rollup period
+lies inside the window (``analytics.rollups``) and from the stored events at its edges, so a
+window of days reads a few hundred rollups instead of every event. Anything the rollups do
+not hold (a subject, a payload filter, another numeric field) is aggregated from the events.
+"""
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.db.models import Aggregate, Count, F, FloatField, Func, Q
+
+from analytics.rollups import (
+    BANDS,
+    ERROR_SEVERITY,
+    METRIC_EVENTS,
+    NO_SEVERITY,
+    PERIODS,
+    period_start,
+)
 from core import mongo
+from webhooks.models import Delivery, DeliveryStatus
+
+BUCKETS = PERIODS  # a time series' bucket sizes are the rollup periods
+COARSEST_FIRST = sorted(PERIODS, key=PERIODS.get, reverse=True)
 
 
-def metrics_window(*, minutes: int, now: datetime | None = None) -> dict[str, Any]:
-    """Event count and the sum of ``payload.amount`` over the last ``minutes``, by event time."""
-    now = now or datetime.now(tz=UTC)
-    start = now - timedelta(minutes=minutes)
-    pipeline = [
-        {"$match": {"timestamp": {"$gte": start, "$lte": now}}},
-        {
-            "$group": {
-                "_id": None,
-                "count": {"$sum": 1},
-                "amount": {
-                    "$sum": {"$cond": [{"$isNumber": "$payload.amount"}, "$payload.amount", 0]}
+@dataclass(frozen=True)
+class Window:
+    since: datetime
+    until: datetime
+
+    @classmethod
+    def last(cls, span: timedelta, now: datetime | None = None) -> Window:
+        now = now or datetime.now(tz=UTC)
+        return cls(now - span, now)
+
+    def as_dict(self) -> dict[str, datetime]:
+        return {"since": self.since, "until": self.until}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a time series or a stream keeps: event types, a source, a subject, a filter in the
+    query language (already validated) on the stored document."""
+
+    types: tuple[str, ...] = ()
+    source: str | None = None
+    subject: str | None = None
+    query: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rollups_hold_it(self) -> bool:
+        return self.subject is None and not self.query
+
+    def match(self) -> dict[str, Any]:
+        match: dict[str, Any] = {}
+        if self.types and "*" not in self.types:
+            match.update(type_condition(self.types))
+        if self.source is not None:
+            match["source"] = self.source
+        if self.subject is not None:
+            match["user_id"] = self.subject
+        if self.query:
+            match = {"$and": [match, self.query]} if match else dict(self.query)
+        return match
+
+
+def type_condition(patterns: tuple[str, ...]) -> dict[str, Any]:
+    """A condition on ``type`` for patterns as subscriptions write them: exact names, and
+    ``prefix.*`` for the types under a prefix."""
+    exact = [p for p in patterns if not p.endswith(".*")]
+    prefixes = [re.escape(p[:-1]) for p in patterns if p.endswith(".*")]
+    conditions = []
+    if exact:
+        conditions.append({"type": {"$in": exact}})
+    if prefixes:
+        conditions.append({"type": {"$regex": f"^(?:{'|'.join(prefixes)})"}})
+    return conditions[0] if len(conditions) == 1 else {"$or": conditions}
+
+
+def _in_window(window: Window) -> dict[str, Any]:
+    return {"timestamp": {"$gte": window.since, "$lt": window.until}}
+
+
+def _pieces(window: Window, now: datetime) -> list[tuple[str | None, datetime, datetime]]:
+    """The window cut into whole rollup periods (coarsest that fit) and raw edges: a list of
+    (period or None for raw events, start, end). A period whose rollups have expired is read
+    raw."""
+    pieces: list[tuple[str | None, datetime, datetime]] = []
+
+    def cut(start: datetime, end: datetime, periods: list[str]) -> None:
+        if start >= end:
+            return
+        if not periods:
+            pieces.append((None, start, end))
+            return
+        period, finer = periods[0], periods[1:]
+        size = timedelta(seconds=PERIODS[period])
+        first = period_start(start, period)
+        if first < start:
+            first += size
+        last = period_start(end, period)
+        kept = now - timedelta(days=settings.ANALYTICS_ROLLUP_RETENTION_DAYS[period])
+        if first >= last or last <= kept:
+            cut(start, end, finer)
+            return
+        if first < kept:  # the expired part is read from finer periods or raw
+            cut(start, period_start(kept, period) + size, finer)
+            first = period_start(kept, period) + size
+        else:
+            cut(start, first, finer)
+        pieces.append((period, first, last))
+        cut(last, end, finer)
+
+    cut(window.since, window.until, COARSEST_FIRST)
+    return pieces
+
+
+def _cells(window: Window) -> list[dict]:
+    """Count, amount sum and amount count per (type, source, band) over the window."""
+    now = datetime.now(tz=UTC)
+    db = mongo.get_db()
+    totals: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    rolled = []
+    for period, start, end in _pieces(window, now):
+        if period is None:
+            rows = db[mongo.EVENTS].aggregate(
+                [
+                    {"$match": {"timestamp": {"$gte": start, "$lt": end}}},
+                    {"$project": {"type": 1, "source": 1, "band": _BAND, "amount": _AMOUNT}},
+                    {
+                        "$group": {
+                            "_id": {"type": "$type", "source": "$source", "band": "$band"},
+                            "value": {"$sum": 1},
+                            "amount_sum": {"$sum": {"$ifNull": ["$amount", 0]}},
+                            "amount_count": {"$sum": {"$cond": [{"$eq": ["$amount", None]}, 0, 1]}},
+                        }
+                    },
+                ]
+            )
+            for row in rows:
+                key = (row["_id"]["type"], row["_id"]["source"], row["_id"]["band"])
+                _add(totals[key], row)
+        else:
+            rolled.append({"period": period, "start": {"$gte": start, "$lt": end}})
+    if rolled:
+        rows = db[mongo.METRICS].aggregate(
+            [
+                {"$match": {"metric": METRIC_EVENTS, "$or": rolled}},
+                {
+                    "$group": {
+                        "_id": {"type": "$type", "source": "$source", "band": "$band"},
+                        "value": {"$sum": "$value"},
+                        "amount_sum": {"$sum": "$amount_sum"},
+                        "amount_count": {"$sum": "$amount_count"},
+                    }
                 },
-            }
-        },
+            ]
+        )
+        for row in rows:
+            _add(totals[(row["_id"]["type"], row["_id"]["source"], row["_id"]["band"])], row)
+    return [
+        {
+            "type": t,
+            "source": s,
+            "band": b,
+            "count": int(v[0]),
+            "amount_sum": v[1],
+            "amount_count": int(v[2]),
+        }
+        for (t, s, b), v in totals.items()
     ]
-    rows = list(mongo.get_db()[mongo.EVENTS].aggregate(pipeline))
-    row = rows[0] if rows else {"count": 0, "amount": 0}
+
+
+def _add(total: list[float], row: dict[str, Any]) -> None:
+    total[0] += row["value"]
+    total[1] += row["amount_sum"]
+    total[2] += row["amount_count"]
+
+
+# the severity band of a stored event, in MongoDB's aggregation language
+_BAND = {
+    "$switch": {
+        "branches": [
+            {
+                "case": {
+                    "$and": [
+                        {"$isNumber": "$severity"},
+                        {"$gte": ["$severity", low]},
+                        {"$lte": ["$severity", high]},
+                    ]
+                },
+                "then": band,
+            }
+            for band, (low, high) in BANDS.items()
+        ],
+        "default": NO_SEVERITY,
+    }
+}
+
+
+def _number_at(path: str) -> dict[str, Any]:
+    return {"$cond": [{"$isNumber": f"${path}"}, {"$toDouble": f"${path}"}, None]}
+
+
+_AMOUNT = _number_at("payload.amount")
+
+
+def _sorted_counts(counts: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        {"key": key, "count": count}
+        for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+
+
+def summary(window: Window, *, field: str = "amount") -> dict[str, Any]:
+    """Counts by type, source and severity band, the error share, the sum and average of the
+    numeric ``payload.<field>``, and the deliveries' success rate and latency."""
+    cells = _cells(window)
+    by_type: dict[str, int] = defaultdict(int)
+    by_source: dict[str, int] = defaultdict(int)
+    by_band: dict[str, int] = {band: 0 for band in [*BANDS, NO_SEVERITY]}
+    total = 0
+    for cell in cells:
+        by_type[cell["type"]] += cell["count"]
+        by_source[cell["source"]] += cell["count"]
+        by_band[cell["band"]] += cell["count"]
+        total += cell["count"]
+    errors = by_band["error"] + by_band["critical"]
+    if field == "amount":
+        amount_sum = sum(cell["amount_sum"] for cell in cells)
+        amount_count = sum(cell["amount_count"] for cell in cells)
+    else:
+        amount_sum, amount_count = _field_sum(window, field)
     return {
-        "event_count": row["count"],
-        "total_amount": float(row["amount"]),
-        "start": start,
-        "end": now,
+        "window": window.as_dict(),
+        "total": total,
+        "by_type": _sorted_counts(by_type),
+        "by_source": _sorted_counts(by_source),
+        "by_severity": [{"key": band, "count": count} for band, count in by_band.items()],
+        "errors": errors,
+        "error_share": errors / total if total else 0.0,
+        "field": field,
+        "sum": amount_sum,
+        "average": amount_sum / amount_count if amount_count else None,
+        "deliveries": delivery_summary(window),
+    }
+
+
+def _field_sum(window: Window, name: str) -> tuple[float, int]:
+    value = _number_at(f"payload.{name}")
+    rows = list(
+        mongo.get_db()[mongo.EVENTS].aggregate(
+            [
+                {"$match": _in_window(window)},
+                {"$project": {"value": value}},
+                {"$match": {"value": {"$ne": None}}},
+                {"$group": {"_id": None, "sum": {"$sum": "$value"}, "count": {"$sum": 1}}},
+            ]
+        )
+    )
+    return (rows[0]["sum"], rows[0]["count"]) if rows else (0.0, 0)
+
+
+class Seconds(Func):
+    """The seconds of an interval (PostgreSQL's EXTRACT(EPOCH FROM ...))."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    output_field = FloatField()
+
+
+class Percentile(Aggregate):
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+def delivery_summary(window: Window) -> dict[str, Any]:
+    """Deliveries made for events of the window's time (by creation): how many ended in
+    success or dead, the success rate of those that ended, and the latency from the delivery's
+    creation to its success (median and p95, milliseconds)."""
+    rows = Delivery.objects.filter(
+        is_test=False, created_at__gte=window.since, created_at__lt=window.until
+    )
+    counts = rows.aggregate(
+        total=Count("id"),
+        succeeded=Count("id", filter=Q(status=DeliveryStatus.SUCCEEDED)),
+        dead=Count("id", filter=Q(status=DeliveryStatus.DEAD)),
+    )
+    latency = (
+        rows.filter(status=DeliveryStatus.SUCCEEDED, delivered_at__isnull=False)
+        .annotate(ms=Seconds(F("delivered_at") - F("created_at")) * 1000)
+        .aggregate(p50=Percentile("ms", 0.5), p95=Percentile("ms", 0.95))
+    )
+    ended = counts["succeeded"] + counts["dead"]
+    return {
+        **counts,
+        "success_rate": counts["succeeded"] / ended if ended else None,
+        "latency_ms_p50": latency["p50"],
+        "latency_ms_p95": latency["p95"],
+    }
+
+
+def _bucket_starts(window: Window, bucket: str) -> tuple[datetime, datetime, list[datetime]]:
+    size = timedelta(seconds=BUCKETS[bucket])
+    first = period_start(window.since, bucket)
+    end = period_start(window.until, bucket)
+    if end < window.until:
+        end += size
+    starts = []
+    moment = first
+    while moment < end:
+        starts.append(moment)
+        moment += size
+    return first, end, starts
+
+
+def bucket_count(window: Window, bucket: str) -> int:
+    return len(_bucket_starts(window, bucket)[2])
+
+
+def timeseries(window: Window, bucket: str, filters: Filters) -> dict[str, Any]:
+    """Counts and amount sums per bucket (1m, 5m, 1h, 1d); the window widens to whole buckets.
+    Buckets without events are there with zeros."""
+    first, end, starts = _bucket_starts(window, bucket)
+    widened = Window(first, end)
+    db = mongo.get_db()
+    totals: dict[datetime, list[float]] = {start: [0, 0.0] for start in starts}
+    kept = datetime.now(tz=UTC) - timedelta(days=settings.ANALYTICS_ROLLUP_RETENTION_DAYS[bucket])
+    raw_until = widened.until
+    if filters.rollups_hold_it and first >= kept:
+        dims = Filters(types=filters.types, source=filters.source).match()
+        rows = db[mongo.METRICS].aggregate(
+            [
+                {
+                    "$match": {
+                        "metric": METRIC_EVENTS,
+                        "period": bucket,
+                        "start": {"$gte": first, "$lt": end},
+                        **dims,
+                    }
+                },
+                {
+                    "$group": {
+                        "_id": "$start",
+                        "value": {"$sum": "$value"},
+                        "amount": {"$sum": "$amount_sum"},
+                    }
+                },
+            ]
+        )
+        for row in rows:
+            moment = row["_id"].astimezone(UTC)
+            totals[moment][0] += row["value"]
+            totals[moment][1] += row["amount"]
+        raw_until = first  # nothing raw
+    if raw_until > first:
+        unit, size = {"1m": ("minute", 1), "5m": ("minute", 5), "1h": ("hour", 1)}.get(
+            bucket, ("day", 1)
+        )
+        rows = db[mongo.EVENTS].aggregate(
+            [
+                {"$match": {**_in_window(widened), **filters.match()}},
+                {
+                    "$group": {
+                        "_id": {
+                            "$dateTrunc": {"date": "$timestamp", "unit": unit, "binSize": size}
+                        },
+                        "value": {"$sum": 1},
+                        "amount": {"$sum": {"$ifNull": [_AMOUNT, 0]}},
+                    }
+                },
+            ]
+        )
+        for row in rows:
+            moment = row["_id"].astimezone(UTC)
+            totals[moment][0] += row["value"]
+            totals[moment][1] += row["amount"]
+    return {
+        "window": widened.as_dict(),
+        "bucket": bucket,
+        "points": [
+            {"start": start, "count": int(value), "sum": amount}
+            for start, (value, amount) in totals.items()
+        ],
+    }
+
+
+ERROR_CODE = {"$ifNull": ["$payload.error_code", "$payload.code", None]}
+
+
+def top_errors(window: Window, *, limit: int = 10) -> list[dict[str, Any]]:
+    """The most frequent error events (severity 7 and above) by type, source and error code
+    (``payload.error_code``, else ``payload.code``), with first and last seen."""
+    rows = mongo.get_db()[mongo.EVENTS].aggregate(
+        [
+            {"$match": {"severity": {"$gte": ERROR_SEVERITY}, **_in_window(window)}},
+            {
+                "$group": {
+                    "_id": {"type": "$type", "source": "$source", "code": ERROR_CODE},
+                    "count": {"$sum": 1},
+                    "first_seen": {"$min": "$timestamp"},
+                    "last_seen": {"$max": "$timestamp"},
+                }
+            },
+            {"$sort": {"count": -1, "_id.type": 1, "_id.source": 1, "_id.code": 1}},
+            {"$limit": limit},
+        ]
+    )
+    return [
+        {
+            "type": row["_id"]["type"],
+            "source": row["_id"]["source"],
+            "code": _plain(row["_id"].get("code")),
+            "count": row["count"],
+            "first_seen": row["first_seen"],
+            "last_seen": row["last_seen"],
+        }
+        for row in rows
+    ]
+
+
+def _plain(code: Any) -> str | None:
+    """An error code as text (producers send numbers and strings alike)."""
+    if code is None:
+        return None
+    return code if isinstance(code, str) else str(code)
+
+
+def user_activity(
+    window: Window, *, subject: str | None = None, limit: int = 10
+) -> list[dict[str, Any]]:
+    """Per subject: events, events per type, first and last seen; one subject or the ``limit``
+    most active."""
+    match: dict[str, Any] = {**_in_window(window)}
+    match["user_id"] = subject if subject is not None else {"$ne": None}
+    rows = mongo.get_db()[mongo.EVENTS].aggregate(
+        [
+            {"$match": match},
+            {
+                "$group": {
+                    "_id": {"user": "$user_id", "type": "$type"},
+                    "count": {"$sum": 1},
+                    "first_seen": {"$min": "$timestamp"},
+                    "last_seen": {"$max": "$timestamp"},
+                }
+            },
+            {"$sort": {"count": -1, "_id.type": 1}},
+            {
+                "$group": {
+                    "_id": "$_id.user",
+                    "count": {"$sum": "$count"},
+                    "types": {"$push": {"type": "$_id.type", "count": "$count"}},
+                    "first_seen": {"$min": "$first_seen"},
+                    "last_seen": {"$max": "$last_seen"},
+                }
+            },
+            {"$sort": {"count": -1, "_id": 1}},
+            {"$limit": limit},
+        ],
+        allowDiskUse=True,
+    )
+    return [
+        {
+            "subject": row["_id"],
+            "count": row["count"],
+            "types": row["types"],
+            "first_seen": row["first_seen"],
+            "last_seen": row["last_seen"],
+        }
+        for row in rows
+    ]
+
+
+def funnel(window: Window, steps: list[str]) -> dict[str, Any]:
+    """How many subjects reached each step in order (an event of step n after one of step
+    n - 1, by event time, within the window), and the conversion from the step before."""
+    rows = mongo.get_db()[mongo.EVENTS].aggregate(
+        [
+            {"$match": {"type": {"$in": steps}, "user_id": {"$ne": None}, **_in_window(window)}},
+            {"$sort": {"timestamp": 1, "_id": 1}},
+            {"$group": {"_id": "$user_id", "types": {"$push": "$type"}}},
+            {
+                "$project": {
+                    "reached": {
+                        "$reduce": {
+                            "input": "$types",
+                            "initialValue": 0,
+                            "in": {
+                                "$cond": [
+                                    {
+                                        "$and": [
+                                            {"$lt": ["$$value", len(steps)]},
+                                            {
+                                                "$eq": [
+                                                    "$$this",
+                                                    {"$arrayElemAt": [steps, "$$value"]},
+                                                ]
+                                            },
+                                        ]
+                                    },
+                                    {"$add": ["$$value", 1]},
+                                    "$$value",
+                                ]
+                            },
+                        }
+                    }
+                }
+            },
+            {"$group": {"_id": "$reached", "subjects": {"$sum": 1}}},
+        ],
+        allowDiskUse=True,
+    )
+    reached_exactly = {row["_id"]: row["subjects"] for row in rows}
+    result = []
+    for number, step in enumerate(steps, start=1):
+        reached = sum(count for n, count in reached_exactly.items() if n >= number)
+        before = result[-1]["subjects"] if result else None
+        result.append(
+            {
+                "step": step,
+                "subjects": reached,
+                "conversion": (reached / before if before else None) if result else None,
+            }
+        )
+    return {"window": window.as_dict(), "steps": result}
+
+
+def events_per_minute(minutes: int) -> dict[str, Any]:
+    """Event count and amount sum over the last ``minutes`` (``aggregatedMetrics``)."""
+    window = Window.last(timedelta(minutes=minutes))
+    cells = _cells(window)
+    return {
+        "event_count": sum(cell["count"] for cell in cells),
+        "total_amount": float(sum(cell["amount_sum"] for cell in cells)),
+        "start": window.since,
+        "end": window.until,
     }

@@ -65,6 +65,15 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("source", ASCENDING), ("timestamp", DESCENDING)], name="source_time"),
         # every event of one trace
         IndexModel([("trace_id", ASCENDING)], name="trace_id"),
+        # analytics: events of a window by time, and the error events of a window
+        IndexModel([("timestamp", DESCENDING)], name="time"),
+        IndexModel([("severity", DESCENDING), ("timestamp", DESCENDING)], name="severity_time"),
+        # the events a pipeline batch has stored but not yet counted in the rollups
+        IndexModel(
+            [("event_id", ASCENDING), ("source", ASCENDING)],
+            name="not_rolled_up",
+            partialFilterExpression={"rolled_up": False},
+        ),
         # retention: MongoDB drops a document once expires_at has passed
         IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0),
         # GET /events/search?q=
@@ -75,10 +84,22 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     METRICS: [
-        # per-minute rollups by event type
+        # one rollup per metric, period, start and dimensions (analytics.rollups); windows of
+        # one period are read by start
         IndexModel(
-            [("minute", DESCENDING), ("type", ASCENDING)], name="minute_type_unique", unique=True
+            [
+                ("metric", ASCENDING),
+                ("period", ASCENDING),
+                ("start", ASCENDING),
+                ("type", ASCENDING),
+                ("source", ASCENDING),
+                ("band", ASCENDING),
+            ],
+            name="metric_period_start_dims_unique",
+            unique=True,
         ),
+        # retention of each period (ANALYTICS_ROLLUP_RETENTION_DAYS)
+        IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0),
     ],
 }
 
@@ -87,6 +108,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 RETIRED_INDEXES: dict[str, list[str]] = {
     # unique on the id alone: it kept one producer's event of two that share an id
     EVENTS: ["event_id_unique"],
+    # per-minute counts by type alone, before rollups had periods and dimensions
+    METRICS: ["minute_type_unique"],
 }
 
 

@@ -127,20 +127,20 @@ def detail_text(exc: exceptions.APIException) -> str:
     return str(detail)
 
 
-def _flatten_errors(data: Any, pointer: str = "") -> list[dict[str, str]]:
+def flatten_errors(data: Any, pointer: str = "") -> list[dict[str, str]]:
     """Turn DRF's nested validation errors into ``[{"pointer": "/field/0", "detail": ...}]``."""
     if isinstance(data, dict):
         errors: list[dict[str, str]] = []
         for key, value in data.items():
             sub = pointer if key == "non_field_errors" else f"{pointer}/{key}"
-            errors.extend(_flatten_errors(value, sub))
+            errors.extend(flatten_errors(value, sub))
         return errors
     if isinstance(data, list):
         if all(not isinstance(item, dict | list) for item in data):
             return [{"pointer": pointer or "/", "detail": str(item)} for item in data]
         errors = []
         for index, value in enumerate(data):
-            errors.extend(_flatten_errors(value, f"{pointer}/{index}"))
+            errors.extend(flatten_errors(value, f"{pointer}/{index}"))
         return errors
     return [{"pointer": pointer or "/", "detail": str(data)}]
 
@@ -172,7 +172,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         code = "validation-error"
         title = "Invalid request"
         detail = "The request has invalid fields."
-        extra["errors"] = _flatten_errors(exc.detail)
+        extra["errors"] = flatten_errors(exc.detail)
     else:
         detail = detail_text(exc) if isinstance(exc, exceptions.APIException) else str(exc)
     body = problem_body(response.status_code, title, detail, str(code).replace("_", "-"), **extra)

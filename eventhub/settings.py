@@ -174,6 +174,18 @@ PIPELINE_IN_WORKER = env_bool("PIPELINE_IN_WORKER", False)
 # Retention of events whose type was deleted after they were published.
 DEFAULT_RETENTION_DAYS = env_int("DEFAULT_RETENTION_DAYS", 30, minimum=1)
 
+# --- Analytics ---------------------------------------------------------------------------------
+# Days a rollup of each period is kept after its period ends (MongoDB's TTL index drops it).
+ANALYTICS_ROLLUP_RETENTION_DAYS = {
+    "1m": env_int("ANALYTICS_ROLLUP_1M_DAYS", 2, minimum=1),
+    "5m": env_int("ANALYTICS_ROLLUP_5M_DAYS", 14, minimum=1),
+    "1h": env_int("ANALYTICS_ROLLUP_1H_DAYS", 90, minimum=1),
+    "1d": env_int("ANALYTICS_ROLLUP_1D_DAYS", 400, minimum=1),
+}
+# Longest window of one analytics query, and most buckets of one time series.
+ANALYTICS_MAX_WINDOW_DAYS = env_int("ANALYTICS_MAX_WINDOW_DAYS", 400, minimum=1)
+ANALYTICS_MAX_BUCKETS = env_int("ANALYTICS_MAX_BUCKETS", 2000, minimum=10)
+
 # --- Ingestion ---------------------------------------------------------------------------------
 INGEST_MAX_EVENT_BYTES = env_int("INGEST_MAX_EVENT_BYTES", 256 * 1024, minimum=1024)
 INGEST_MAX_BATCH_BYTES = env_int("INGEST_MAX_BATCH_BYTES", 8 * 1024 * 1024, minimum=1024)

@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/v1/", include("rules.api.urls")),
     path("api/v1/", include("subscriptions.api.urls")),
     path("api/v1/", include("webhooks.api.urls")),
+    path("api/v1/", include("analytics.api.urls")),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from prometheus_client import Counter
 
+from analytics.rollups import rollups_add
 from core import kafka, mongo
 from core.documents import event_document
 from core.identity import EventKey, document_key, envelope_key
@@ -214,6 +215,8 @@ def process_batch(
                 unmirror(work.unstored)
             # the mirror is complete before the deliveries commit: none shows before its event
             mirroring.wait()
+            # 5. the new events join the rollups, once each (a replay finds them counted)
+            rollups_add([document_key(d) for d in work.documents])
             deliveries_enqueue_on_commit(writer.created)
     finally:
         mirroring.settle()

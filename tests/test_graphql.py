@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 
 from accounts.models import AuditLog
+from analytics.rollups import rollups_add
 from core import mongo
 from core.documents import event_document
 from subscriptions.models import Subscription
@@ -44,6 +45,15 @@ OPERATIONS = {
     "subscriptions": ("{ subscriptions { id } }", {}, "reader"),
     "deliveries": ("{ deliveries { id } }", {}, "reader"),
     "aggregatedMetrics": ("{ aggregatedMetrics(minutes: 5) { eventCount } }", {}, "reader"),
+    "analyticsSummary": ('{ analyticsSummary(since: "1h") { total } }', {}, "reader"),
+    "analyticsTimeseries": ("{ analyticsTimeseries { bucket } }", {}, "reader"),
+    "analyticsTopErrors": ("{ analyticsTopErrors { count } }", {}, "reader"),
+    "analyticsUserActivity": ("{ analyticsUserActivity { subject } }", {}, "reader"),
+    "analyticsFunnel": (
+        '{ analyticsFunnel(steps: ["a", "b"]) { steps { subjects } } }',
+        {},
+        "reader",
+    ),
     "publishEvent": (
         PUBLISH,
         {"input": {"type": "payment.failed", "data": {"amount": 1, "currency": "EUR"}}},
@@ -129,6 +139,7 @@ def test_events_and_metrics_read_mongodb(client, credentials, mongo_db):
         for i in range(1, 4)
     ]
     mongo_db[mongo.EVENTS].insert_many([event_document(e, retention_days=1) for e in envelopes])
+    rollups_add([(e["source"], e["id"]) for e in envelopes])  # as the pipeline counts them
     result = gql(
         client,
         """{ lastEvents(limit: 2) { id data }

@@ -55,7 +55,7 @@ class StandIn:
         return (1, 1_795_000_000_000)
 
 
-def messages(count: int, *, amount=lambda i: i) -> list[StandIn]:
+def messages(count: int, *, amount=lambda i: i, time="2026-11-20T10:00:00Z") -> list[StandIn]:
     run = uuid.uuid4().hex[:6]
     return [
         StandIn(
@@ -65,7 +65,7 @@ def messages(count: int, *, amount=lambda i: i) -> list[StandIn]:
                     "source": "/batch",
                     "specversion": "1.0",
                     "type": "payment.failed",
-                    "time": "2026-11-20T10:00:00Z",
+                    "time": time,
                     "subject": f"user-{i % 7}",
                     "data": {"amount": amount(i)},
                 }
