@@ -15,6 +15,7 @@ up: prepare ## install, start services and the whole stack in the background
 	@echo "EventHub is running:"
 	@echo "  API and docs   http://127.0.0.1:$${WEB_PORT:-8000}/api/docs"
 	@echo "  Admin          http://127.0.0.1:$${WEB_PORT:-8000}/admin/  (admin / admin, local use only)"
+	@echo "  Live streams   http://127.0.0.1:$${ASGI_PORT:-8001}/api/v1/stream/events (SSE), ws://127.0.0.1:$${ASGI_PORT:-8001}/ws/events, ws://127.0.0.1:$${ASGI_PORT:-8001}/graphql (subscriptions)"
 	@echo "  Readiness      http://127.0.0.1:$${WEB_PORT:-8000}/ready, pipeline lag /health/pipeline"
 	@echo "  Metrics        http://127.0.0.1:$${WEB_PORT:-8000}/metrics (web), :$${PIPELINE_METRICS_PORT:-9101}/metrics (pipeline), :$${WEBHOOK_METRICS_PORT:-9102}/metrics (webhooks)"
 	@echo "  Flower         http://127.0.0.1:$${FLOWER_PORT:-5555}/"

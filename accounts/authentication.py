@@ -7,6 +7,7 @@ of their role groups (superusers are admins).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -14,6 +15,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from accounts.models import API_KEY_PREFIX, ApiKey, hash_api_key
 from accounts.roles import Role
@@ -87,6 +90,29 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+def user_from_headers(headers: Mapping[str, str]):
+    """The caller behind ``x-api-key`` or ``authorization: Bearer`` (lower-case names), for the
+    doors outside DRF (gRPC metadata, streams); None without credentials, and
+    ``AuthenticationFailed`` with a sentence when they are refused."""
+    raw = headers.get("x-api-key")
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if raw is None and scheme.lower() == "bearer":
+        raw = token.strip()
+    if not raw:
+        return None
+    if raw.startswith(API_KEY_PREFIX):
+        return ApiKeyPrincipal(api_key_lookup(raw))
+    from core.problems import detail_text  # imports DRF, whose settings import this module
+
+    jwt = JWTAuthentication()
+    try:
+        return jwt.get_user(jwt.get_validated_token(raw.encode()))
+    except InvalidToken as exc:
+        raise exceptions.AuthenticationFailed(detail_text(exc)) from exc
+    except TokenError as exc:
+        raise exceptions.AuthenticationFailed(str(exc)) from exc
 
 
 def has_role(user, minimum: str) -> bool:

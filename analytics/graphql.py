@@ -13,12 +13,15 @@ from analytics import selectors
 from analytics.api.serializers import (
     FunnelQuerySerializer,
     LimitQuerySerializer,
+    StreamFilterSerializer,
     SummaryQuerySerializer,
     TimeseriesQuerySerializer,
     UserActivityQuerySerializer,
 )
+from analytics.live.feed import EventFeed, StreamRefused
 from core.graphql import error
 from core.problems import flatten_errors
+from events.graphql import Event
 
 
 class TimeWindow(graphene.ObjectType):
@@ -220,3 +223,48 @@ class Query(graphene.ObjectType):
     def resolve_analytics_funnel(root, info, steps, **arguments):
         query = _checked(FunnelQuerySerializer, {**arguments, "steps": ",".join(steps)})
         return selectors.funnel(query.validated_data["window"], query.validated_data["steps"])
+
+
+class StreamedEvent(graphene.ObjectType):
+    position = graphene.String(
+        required=True, description="Give it back as lastEventId to resume after this event."
+    )
+    event = graphene.Field(Event, required=True)
+
+
+class Subscription(graphene.ObjectType):
+    event_stream = graphene.Field(
+        StreamedEvent,
+        required=True,
+        types=graphene.List(graphene.NonNull(graphene.String)),
+        source=graphene.String(),
+        subject=graphene.String(),
+        filter=graphene.JSONString(description="A condition in MongoDB's query language."),
+        last_event_id=graphene.String(description="Resume after this position."),
+        description="Every stored event that passes the filters, as MongoDB stores them.",
+    )
+
+    async def subscribe_event_stream(root, info, last_event_id=None, types=None, **arguments):
+        """Over graphql-transport-ws (``/graphql`` on the ASGI server); the connection was
+        authenticated with the reader role or above."""
+        if types:
+            arguments["type"] = ",".join(types)
+        serializer = _checked(StreamFilterSerializer, arguments)
+        feed = EventFeed(serializer.filters(), last_event_id)
+        try:
+            await feed.open()
+        except StreamRefused as refused:
+            raise error(refused.detail, refused.code.upper().replace("-", "_")) from refused
+        return _streamed(feed)
+
+
+async def _streamed(feed: EventFeed):
+    try:
+        while True:
+            change = await feed.next()
+            if change is not None:
+                yield StreamedEvent(
+                    position=change.position, event=Event.from_document(change.document)
+                )
+    finally:
+        await feed.close()

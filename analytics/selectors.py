@@ -74,16 +74,16 @@ class Filters:
         return match
 
 
-def type_condition(patterns: tuple[str, ...]) -> dict[str, Any]:
-    """A condition on ``type`` for patterns as subscriptions write them: exact names, and
-    ``prefix.*`` for the types under a prefix."""
+def type_condition(patterns: tuple[str, ...], field: str = "type") -> dict[str, Any]:
+    """A condition on ``field`` for type patterns as subscriptions write them: exact names,
+    and ``prefix.*`` for the types under a prefix."""
     exact = [p for p in patterns if not p.endswith(".*")]
     prefixes = [re.escape(p[:-1]) for p in patterns if p.endswith(".*")]
     conditions = []
     if exact:
-        conditions.append({"type": {"$in": exact}})
+        conditions.append({field: {"$in": exact}})
     if prefixes:
-        conditions.append({"type": {"$regex": f"^(?:{'|'.join(prefixes)})"}})
+        conditions.append({field: {"$regex": f"^(?:{'|'.join(prefixes)})"}})
     return conditions[0] if len(conditions) == 1 else {"$or": conditions}
 
 

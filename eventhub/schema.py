@@ -27,4 +27,6 @@ class Mutation(
     pass
 
 
-schema = graphene.Schema(query=Query, mutation=Mutation)
+schema = graphene.Schema(
+    query=Query, mutation=Mutation, subscription=analytics.graphql.Subscription
+)

@@ -186,6 +186,19 @@ ANALYTICS_ROLLUP_RETENTION_DAYS = {
 ANALYTICS_MAX_WINDOW_DAYS = env_int("ANALYTICS_MAX_WINDOW_DAYS", 400, minimum=1)
 ANALYTICS_MAX_BUCKETS = env_int("ANALYTICS_MAX_BUCKETS", 2000, minimum=10)
 
+# --- Live streams (the ASGI server: SSE, WebSocket, GraphQL subscriptions) -----------------------
+ASGI_PORT = env_int("ASGI_PORT", 8001, minimum=0)
+# Streams open at once in one server process, and per credential (API key or user).
+STREAM_MAX_PER_PROCESS = env_int("STREAM_MAX_PER_PROCESS", 1000, minimum=1)
+STREAM_MAX_PER_CREDENTIAL = env_int("STREAM_MAX_PER_CREDENTIAL", 20, minimum=1)
+# A client that takes nothing for this long is disconnected (its backlog stays in MongoDB).
+STREAM_SEND_TIMEOUT_SECONDS = env_float("STREAM_SEND_TIMEOUT_SECONDS", 10.0)
+STREAM_HEARTBEAT_SECONDS = env_int("STREAM_HEARTBEAT_SECONDS", 15, minimum=1)
+# How long an SSE client waits before reconnecting (the stream's retry field).
+STREAM_RETRY_MS = env_int("STREAM_RETRY_MS", 2000, minimum=100)
+# Seconds after a minute ends before the metrics stream sends its rollups (late events).
+STREAM_METRICS_DELAY_SECONDS = env_float("STREAM_METRICS_DELAY_SECONDS", 5.0)
+
 # --- Ingestion ---------------------------------------------------------------------------------
 INGEST_MAX_EVENT_BYTES = env_int("INGEST_MAX_EVENT_BYTES", 256 * 1024, minimum=1024)
 INGEST_MAX_BATCH_BYTES = env_int("INGEST_MAX_BATCH_BYTES", 8 * 1024 * 1024, minimum=1024)

@@ -2,7 +2,8 @@
 
     python scripts/stack.py start|stop|status
 
-web (gunicorn on WEB_PORT, default 8000), the Celery worker (which also runs the pipeline
+web (gunicorn on WEB_PORT, default 8000), the live streams (uvicorn on ASGI_PORT, default
+8001), the Celery worker (which also runs the pipeline
 consumer), the webhook delivery worker (queue ``webhooks``, a thread pool), Celery beat, the
 gRPC server (GRPC_PORT, default 50051) and Flower (FLOWER_PORT, default 5555). Each writes
 ``.run/<name>.log`` and ``.run/<name>.pid``; ``start`` is idempotent and waits until ``/ready``
@@ -37,6 +38,10 @@ def web_port() -> int:
     return int(os.environ.get("WEB_PORT") or 8000)
 
 
+def asgi_port() -> int:
+    return int(os.environ.get("ASGI_PORT") or 8001)
+
+
 def flower_port() -> int:
     return int(os.environ.get("FLOWER_PORT") or 5555)
 
@@ -55,6 +60,19 @@ def processes() -> dict[str, list[str]]:
             "4",
             "--access-logfile",
             "-",
+        ],
+        # the live streams (SSE, the events WebSocket, GraphQL subscriptions): one event loop
+        "asgi": [
+            str(BIN / "uvicorn"),
+            "eventhub.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(asgi_port()),
+            "--lifespan",
+            "off",
+            "--timeout-graceful-shutdown",
+            "5",
         ],
         "worker": [
             *celery,
@@ -125,7 +143,7 @@ def grpc_port() -> int:
     return int(os.environ.get("GRPC_PORT") or 50051)
 
 
-PORTS = {"web": web_port, "flower": flower_port, "grpc": grpc_port}
+PORTS = {"web": web_port, "asgi": asgi_port, "flower": flower_port, "grpc": grpc_port}
 
 
 def ready() -> tuple[bool, dict]:

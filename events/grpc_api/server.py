@@ -18,16 +18,8 @@ import grpc
 from django.conf import settings
 from django.db import close_old_connections
 from rest_framework import exceptions
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from accounts.authentication import (
-    API_KEY_PREFIX,
-    ApiKeyPrincipal,
-    api_key_lookup,
-    has_role,
-    principal_id,
-)
+from accounts.authentication import has_role, principal_id, user_from_headers
 from core import strict_json
 from core.documents import document_to_event
 from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable, detail_text
@@ -51,24 +43,14 @@ class Refused(Exception):
 def authenticate(context: grpc.ServicerContext, minimum: str):
     """The caller behind the metadata's credentials, if their role is at least ``minimum``."""
     metadata = {key.lower(): value for key, value in context.invocation_metadata()}
-    raw = metadata.get("x-api-key")
-    scheme, _, token = metadata.get("authorization", "").partition(" ")
-    if raw is None and scheme.lower() == "bearer":
-        raw = token.strip()
-    if not raw:
+    try:
+        user = user_from_headers(metadata)
+    except exceptions.AuthenticationFailed as exc:
+        raise Refused(grpc.StatusCode.UNAUTHENTICATED, detail_text(exc)) from exc
+    if user is None:
         raise Refused(
             grpc.StatusCode.UNAUTHENTICATED, "Authentication credentials were not provided."
         )
-    try:
-        if raw.startswith(API_KEY_PREFIX):
-            user = ApiKeyPrincipal(api_key_lookup(raw))
-        else:
-            jwt = JWTAuthentication()
-            user = jwt.get_user(jwt.get_validated_token(raw.encode()))
-    except (exceptions.AuthenticationFailed, InvalidToken) as exc:
-        raise Refused(grpc.StatusCode.UNAUTHENTICATED, detail_text(exc)) from exc
-    except TokenError as exc:
-        raise Refused(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from exc
     if not has_role(user, minimum):
         raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"This needs the {minimum} role.")
     return user
