@@ -64,6 +64,8 @@ lint: venv ## ruff (lint and format) and the layers contract (.importlinter)
 protos: ## regenerate the gRPC code from protos/
 	$(PY) -m grpc_tools.protoc -Ievents/grpc_api=protos --python_out=. --grpc_python_out=. \
 		events/grpc_api/eventhub.proto
+	$(PY) -m grpc_tools.protoc -Ianalytics/grpc_api=protos --python_out=. --grpc_python_out=. \
+		analytics/grpc_api/analytics.proto
 
 openapi: ## regenerate openapi.yaml from the code
 	$(PY) manage.py spectacular --file openapi.yaml --validate

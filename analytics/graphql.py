@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import graphene
@@ -17,6 +16,7 @@ from analytics.api.serializers import (
     SummaryQuerySerializer,
     TimeseriesQuerySerializer,
     UserActivityQuerySerializer,
+    checked_query,
 )
 from analytics.live.feed import EventFeed, StreamRefused
 from core.graphql import error
@@ -128,22 +128,13 @@ FILTER_ARGUMENTS = {
 
 
 def _checked(serializer_class: type[serializers.Serializer], arguments: dict[str, Any]):
-    """The arguments checked as the REST API checks its query (same messages, as BAD_INPUT
-    with the fields' pointers)."""
-    data = {}
-    for name, value in arguments.items():
-        if value is None:
-            continue
-        name = "from" if name == "from_" else name
-        if name == "filter":
-            value = json.dumps(value)
-        data[name] = value.isoformat() if hasattr(value, "isoformat") else value
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
+    """The arguments checked as the REST API checks its query: BAD_INPUT naming the fields."""
+    try:
+        return checked_query(serializer_class, arguments)
+    except serializers.ValidationError as exc:
         raise error(
-            "The arguments are invalid.", "BAD_INPUT", errors=flatten_errors(serializer.errors)
-        )
-    return serializer
+            "The arguments are invalid.", "BAD_INPUT", errors=flatten_errors(exc.detail)
+        ) from exc
 
 
 class Query(graphene.ObjectType):

@@ -211,3 +211,20 @@ class FunnelStepSerializer(serializers.Serializer):
 class FunnelSerializer(serializers.Serializer):
     window = WindowSerializer()
     steps = FunnelStepSerializer(many=True)
+
+
+def checked_query(serializer_class: type[serializers.Serializer], arguments: dict[str, Any]):
+    """A query from another door (GraphQL arguments, a gRPC request) checked as the REST API
+    checks its parameters: the valid serializer, or ``ValidationError`` naming the fields.
+    Empty arguments are absent; ``from_`` is ``from``; a filter may come parsed."""
+    data = {}
+    for name, value in arguments.items():
+        if value is None or value == "":
+            continue
+        name = "from" if name == "from_" else name
+        if name == "filter" and not isinstance(value, str):
+            value = json.dumps(value)
+        data[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer

@@ -22,7 +22,8 @@ from django.conf import settings
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
-from analytics.rollups import METRIC_EVENTS, period_start
+from analytics.export import minute_metrics
+from analytics.rollups import period_start
 from analytics.selectors import Filters, type_condition
 from core import mongo
 from core.documents import document_to_event
@@ -208,34 +209,11 @@ class MetricsFeed:
             return None
         minute = self.next_minute
         self.next_minute = minute + timedelta(minutes=1)
-        match: dict[str, Any] = {"metric": METRIC_EVENTS, "period": "1m", "start": minute}
-        if self.filters.types and "*" not in self.filters.types:
-            match.update(type_condition(self.filters.types))
-        if self.filters.source is not None:
-            match["source"] = self.filters.source
         try:
-            rows = await (await async_db()[mongo.METRICS].aggregate([{"$match": match}])).to_list()
+            metrics = await asyncio.to_thread(minute_metrics, minute, self.filters)
         except PyMongoError as exc:
             raise _unavailable(exc) from exc
-        by_type: Counter[str] = Counter()
-        errors = amount = 0
-        for row in rows:
-            by_type[row["type"]] += row["value"]
-            amount += row["amount_sum"]
-            if row["band"] in ("error", "critical"):
-                errors += row["value"]
-        start = minute.isoformat().replace("+00:00", "Z")
-        return Change(
-            start,
-            {
-                "minute": start,
-                "total": sum(by_type.values()),
-                "errors": errors,
-                "amount_sum": amount,
-                "by_type": [{"key": k, "count": v} for k, v in sorted(by_type.items())],
-            },
-            {},
-        )
+        return Change(metrics["minute"], metrics, {})
 
     async def close(self) -> None:
         pass

@@ -269,9 +269,12 @@ class EventService(pb_grpc.EventServiceServicer):
         return pb.GetEventsResponse(events=stored, next_cursor=cursor or "")
 
 
-def build_server(address: str, *, workers: int = 16) -> tuple[grpc.Server, int]:
-    """A server for ``address`` (``host:port``; port 0 picks a free one) and its port."""
+def build_server(address: str, *, workers: int = 16, others: tuple = ()) -> tuple[grpc.Server, int]:
+    """A server of ``EventService`` and the services ``others`` add (callables given the
+    server) for ``address`` (``host:port``; port 0 picks a free one), and its port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
     pb_grpc.add_EventServiceServicer_to_server(EventService(), server)
+    for add in others:
+        add(server)
     port = server.add_insecure_port(address)
     return server, port

@@ -1,4 +1,5 @@
-"""Serve the gRPC ``EventService``: ``python manage.py grpc_server [--port 50051]``."""
+"""Serve EventHub over gRPC: ``EventService`` (publish, read), ``AnalyticsService`` and
+``MetricsService``: ``python manage.py grpc_server [--port 50051]``."""
 
 import signal
 import threading
@@ -6,20 +7,21 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from analytics.grpc_api.server import add_to_server
 from events.grpc_api.server import build_server
 
 
 class Command(BaseCommand):
-    help = "Serve the gRPC EventService (publishing and reading events)."
+    help = "Serve the gRPC EventService, AnalyticsService and MetricsService."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=settings.GRPC_HOST)
         parser.add_argument("--port", type=int, default=settings.GRPC_PORT)
 
     def handle(self, *args, host: str, port: int, **options):
-        server, bound = build_server(f"{host}:{port}")
+        server, bound = build_server(f"{host}:{port}", others=(add_to_server,))
         server.start()
-        self.stdout.write(f"gRPC EventService on {host}:{bound}")
+        self.stdout.write(f"gRPC EventService, AnalyticsService, MetricsService on {host}:{bound}")
         stopped = threading.Event()
 
         def stop(signum, frame):
