@@ -277,3 +277,16 @@ def test_window_pieces_cover_the_window_once():
         assert math.isclose(
             sum((p[2] - p[1]).total_seconds() for p in pieces), (until - since).total_seconds()
         )
+
+
+def test_the_rebuild_command(store_generated, mongo_db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    documents = store_generated(13, 50)
+    mongo_db["metrics"].delete_many({})
+    out = StringIO()
+    call_command("rebuild_rollups", "--days", "5", stdout=out)
+    assert f"from {len(documents)} stored events" in out.getvalue()
+    assert selectors.summary(Window.last(timedelta(days=3, minutes=1)))["total"] == len(documents)

@@ -15,7 +15,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+import jsonschema
 import pytest
+import yaml
 from httpx_sse import connect_sse
 from websockets.sync.client import connect as websocket_connect
 
@@ -167,6 +169,9 @@ def test_sse_gets_what_is_published_after_it_connected_and_resumes_once(
     # in the order MongoDB stored them (partitions interleave): each once
     assert sorted(event["id"] for _, event in received) == sorted(first)
     assert {event["type"] for _, event in received} == {"order.created"}
+    spec = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())  # what the docs promise
+    for _, event in received:
+        jsonschema.validate(event, spec["components"]["messages"]["StreamedEvent"]["payload"])
     reader.stop.set()
     last_id = received[-1][0]
 
