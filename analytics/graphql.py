@@ -223,7 +223,10 @@ class StreamedEvent(graphene.ObjectType):
     event = graphene.Field(Event, required=True)
 
 
-class Subscription(graphene.ObjectType):
+class Streams(graphene.ObjectType):
+    """The schema's root subscription type (``Subscription`` is the webhook subscription's
+    type)."""
+
     event_stream = graphene.Field(
         StreamedEvent,
         required=True,

@@ -28,5 +28,5 @@ class Mutation(
 
 
 schema = graphene.Schema(
-    query=Query, mutation=Mutation, subscription=analytics.graphql.Subscription
+    query=Query, mutation=Mutation, subscription=analytics.graphql.Streams
 )

@@ -193,6 +193,8 @@ STREAM_MAX_PER_PROCESS = env_int("STREAM_MAX_PER_PROCESS", 1000, minimum=1)
 STREAM_MAX_PER_CREDENTIAL = env_int("STREAM_MAX_PER_CREDENTIAL", 20, minimum=1)
 # A client that takes nothing for this long is disconnected (its backlog stays in MongoDB).
 STREAM_SEND_TIMEOUT_SECONDS = env_float("STREAM_SEND_TIMEOUT_SECONDS", 10.0)
+# Events a stream may fall behind the live feed before it is ended (it resumes from its id).
+STREAM_BUFFER_EVENTS = env_int("STREAM_BUFFER_EVENTS", 1000, minimum=10)
 STREAM_HEARTBEAT_SECONDS = env_int("STREAM_HEARTBEAT_SECONDS", 15, minimum=1)
 # How long an SSE client waits before reconnecting (the stream's retry field).
 STREAM_RETRY_MS = env_int("STREAM_RETRY_MS", 2000, minimum=100)

@@ -118,8 +118,7 @@ async def _problem_response(send, refused: StreamRefused) -> None:
 
 
 def sse_frame(change: Change, event: str) -> bytes:
-    data = json.dumps(change.event, default=str, separators=(",", ":"))
-    return f"id: {change.position}\nevent: {event}\ndata: {data}\n\n".encode()
+    return f"id: {change.position}\nevent: {event}\ndata: {change.json}\n\n".encode()
 
 
 async def sse_app(scope, receive, send) -> None:
@@ -269,7 +268,7 @@ async def _pump_websocket(feed, send) -> None:
             change = await feed.next()
             if change is None:
                 continue
-            text = json.dumps({"id": change.position, "event": change.event}, default=str)
+            text = f'{{"id":{json.dumps(change.position)},"event":{change.json}}}'
             await _send(send, {"type": "websocket.send", "text": text})
     except StreamRefused as refused:
         await send(

@@ -13,8 +13,8 @@ over, and resumes after the minute a client names.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -106,20 +106,162 @@ def _unavailable(exc: Exception) -> StreamRefused:
     )
 
 
-@dataclass
 class Change:
-    position: str  # the resume token: Last-Event-ID
-    event: dict[str, Any]  # the event as the API shows it
-    document: dict[str, Any]  # as stored
+    """One item of a feed: its position (a resume token: Last-Event-ID), the event as the
+    API shows it, as stored, and its JSON text (made once, whichever streams send it)."""
+
+    __slots__ = ("_event", "_json", "document", "position")
+
+    def __init__(self, position: str, event: dict | None, document: dict[str, Any]) -> None:
+        self.position, self._event, self.document, self._json = position, event, document, None
+
+    @property
+    def event(self) -> dict[str, Any]:
+        if self._event is None:
+            self._event = document_to_event(self.document)
+        return self._event
+
+    @property
+    def json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.event, default=str, separators=(",", ":"))
+        return self._json
+
+
+def _predicate(filters: Filters):
+    """Whether a stored event passes the filters (for streams that share one change stream)."""
+    exact = {t for t in filters.types if not t.endswith(".*")}
+    prefixes = tuple(t[:-1] for t in filters.types if t.endswith(".*"))
+    every_type = not filters.types or "*" in filters.types
+    query = compile_query(filters.query) if filters.query else None
+
+    def keep(document: dict[str, Any]) -> bool:
+        kind = document.get("type", "")
+        if not every_type and kind not in exact and not (prefixes and kind.startswith(prefixes)):
+            return False
+        if filters.source is not None and document.get("source") != filters.source:
+            return False
+        if filters.subject is not None and document.get("user_id") != filters.subject:
+            return False
+        return query is None or query(document)
+
+    return keep
+
+
+class _Follower:
+    """A stream that follows the shared change stream: its filter and a bounded queue. One
+    that falls ``STREAM_BUFFER_EVENTS`` behind is ended (it reconnects with its last id)."""
+
+    def __init__(self, filters: Filters) -> None:
+        self.keep = _predicate(filters)
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=settings.STREAM_BUFFER_EVENTS)
+        self.failure: StreamRefused | None = None
+
+    def offer(self, change: Change) -> None:
+        if self.failure is not None or not self.keep(change.document):
+            return
+        try:
+            self.queue.put_nowait(change)
+        except asyncio.QueueFull:
+            self.fail(
+                StreamRefused(
+                    408,
+                    "client-too-slow",
+                    "Client too slow",
+                    f"The client fell {settings.STREAM_BUFFER_EVENTS} events behind; "
+                    "reconnect with Last-Event-ID to go on.",
+                )
+            )
+
+    def fail(self, refused: StreamRefused) -> None:
+        self.failure = refused
+        while True:  # wake the stream: it ends at once, whatever it had not sent yet
+            try:
+                self.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self.queue.get_nowait()
+
+    async def next(self) -> Change | None:
+        if self.failure is not None:
+            raise self.failure
+        try:
+            change = await asyncio.wait_for(self.queue.get(), 1.0)
+        except TimeoutError:
+            return None
+        if change is None:
+            raise self.failure
+        return change
+
+
+class _Hub:
+    """One change stream of every stored event per event loop, read once for all the streams
+    that start from now (a stream resuming from a position has its own)."""
+
+    def __init__(self) -> None:
+        self.followers: set[_Follower] = set()
+        self._reading = False
+        self._lock = asyncio.Lock()
+
+    async def join(self, follower: _Follower) -> None:
+        async with self._lock:
+            if not self._reading:
+                try:
+                    stream = await async_db()[mongo.EVENTS].watch(
+                        [{"$match": {"operationType": "insert"}}], max_await_time_ms=1000
+                    )
+                except PyMongoError as exc:
+                    raise _unavailable(exc) from exc
+                self._reading = True
+                self._task = asyncio.ensure_future(self._read(stream))
+            self.followers.add(follower)
+
+    def leave(self, follower: _Follower) -> None:
+        self.followers.discard(follower)
+
+    async def _read(self, stream) -> None:
+        try:
+            while True:
+                try:
+                    change = await stream.try_next()
+                except PyMongoError as exc:
+                    failure = _unavailable(exc)
+                    for follower in list(self.followers):
+                        follower.fail(failure)
+                    self.followers.clear()
+                    self._reading = False
+                    return
+                if change is not None:
+                    item = Change(change["_id"]["_data"], None, change["fullDocument"])
+                    for follower in list(self.followers):
+                        follower.offer(item)
+                if not self.followers:  # no await since the check: a join opens a new one
+                    self._reading = False
+                    return
+        finally:
+            await stream.close()
+
+
+_hubs: dict[int, _Hub] = {}
+
+
+def _hub() -> _Hub:
+    loop = id(asyncio.get_running_loop())
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = _Hub()
+    return hub
 
 
 class EventFeed:
-    """The stored events that pass ``filters``, from now or after ``resume``."""
+    """The stored events that pass ``filters``, from now (on the shared change stream) or
+    after ``resume`` (on a change stream of its own, from that resume token)."""
 
     def __init__(self, filters: Filters, resume: str | None = None) -> None:
         self.filters = filters
         self.resume = resume
         self._stream = None
+        self._follower: _Follower | None = None
         self._keep = compile_query(filters.query) if filters.query else None
 
     def _pipeline(self) -> list[dict[str, Any]]:
@@ -134,26 +276,29 @@ class EventFeed:
 
     async def open(self) -> None:
         """Start following: from here on nothing stored is missed (raises StreamRefused)."""
-        options: dict[str, Any] = {"max_await_time_ms": 1000}
-        if self.resume:
-            options["resume_after"] = {"_data": self.resume}
+        if not self.resume:
+            self._follower = _Follower(self.filters)
+            await _hub().join(self._follower)
+            return
         try:
-            self._stream = await async_db()[mongo.EVENTS].watch(self._pipeline(), **options)
+            self._stream = await async_db()[mongo.EVENTS].watch(
+                self._pipeline(), max_await_time_ms=1000, resume_after={"_data": self.resume}
+            )
         except OperationFailure as exc:
-            if self.resume:
-                raise StreamRefused(
-                    400,
-                    "invalid-position",
-                    "Cannot resume there",
-                    "Last-Event-ID is not a position this stream can resume from (it may be "
-                    "older than MongoDB's oplog keeps): reconnect without it.",
-                ) from exc
-            raise _unavailable(exc) from exc
+            raise StreamRefused(
+                400,
+                "invalid-position",
+                "Cannot resume there",
+                "Last-Event-ID is not a position this stream can resume from (it may be "
+                "older than MongoDB's oplog keeps): reconnect without it.",
+            ) from exc
         except PyMongoError as exc:
             raise _unavailable(exc) from exc
 
     async def next(self) -> Change | None:
         """The next change, or None when nothing came for a second (time for a heartbeat)."""
+        if self._follower is not None:
+            return await self._follower.next()
         while True:
             try:
                 change = await self._stream.try_next()
@@ -164,9 +309,11 @@ class EventFeed:
             document = change["fullDocument"]
             if self._keep is not None and not self._keep(document):
                 continue
-            return Change(change["_id"]["_data"], document_to_event(document), document)
+            return Change(change["_id"]["_data"], None, document)
 
     async def close(self) -> None:
+        if self._follower is not None:
+            _hub().leave(self._follower)
         if self._stream is not None:
             await self._stream.close()
 

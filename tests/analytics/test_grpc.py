@@ -111,17 +111,24 @@ def test_export_in_every_format(channel, credentials, store_generated):
     documents = store_generated(32, 200, span=timedelta(minutes=50))
     metrics = pb_grpc.MetricsServiceStub(channel)
     reader = md(credentials, "reader")
-    text = metrics.Export(pb.ExportRequest(format="prometheus", period="1h"), metadata=reader)
+    text = metrics.Export(
+        pb.ExportRequest(format="prometheus", period="1h", window=pb.Window(since="3h")),
+        metadata=reader,
+    )
     assert text.content_type.startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(text.body)}
     assert sum(s.value for s in families["eventhub_rollup_events"].samples) == len(documents)
     assert all(s.timestamp for s in families["eventhub_rollup_events"].samples)
-    as_json = metrics.Export(pb.ExportRequest(format="json", period="1m"), metadata=reader)
+    as_json = metrics.Export(
+        pb.ExportRequest(format="json", period="1m", window=pb.Window(since="3h")), metadata=reader
+    )
     import json
 
     rows = json.loads(as_json.body)
     assert sum(row["count"] for row in rows) == len(documents)
-    as_csv = metrics.Export(pb.ExportRequest(format="csv", period="5m"), metadata=reader)
+    as_csv = metrics.Export(
+        pb.ExportRequest(format="csv", period="5m", window=pb.Window(since="3h")), metadata=reader
+    )
     lines = as_csv.body.splitlines()
     assert lines[0] == "period,start,type,source,band,count,amount_sum"
     assert sum(int(line.split(",")[5]) for line in lines[1:]) == len(documents)

@@ -68,3 +68,40 @@ def test_a_stalled_sse_client_is_disconnected_with_the_reason(settings, mongo_db
     reasons = [m["body"] for m in sent if b"client-too-slow" in m.get("body", b"")]
     assert reasons and b"reconnect with Last-Event-ID" in reasons[0]
     assert sent[0]["status"] == 200
+
+
+def test_a_stream_that_falls_behind_the_shared_feed_is_ended(settings):
+    from analytics.live.feed import Change, _Follower
+    from analytics.selectors import Filters
+
+    settings.STREAM_BUFFER_EVENTS = 10
+
+    async def scenario():
+        follower = _Follower(Filters(types=("order.*",)))
+        for i in range(25):  # the shared change stream offers faster than the client takes
+            follower.offer(Change(f"p{i}", None, {"type": "order.created", "source": "/s"}))
+            follower.offer(Change(f"x{i}", None, {"type": "user.login", "source": "/s"}))
+        with pytest.raises(live.StreamRefused) as ended:
+            await follower.next()
+        return ended.value, follower.queue.qsize()
+
+    refused, queued = asyncio.run(scenario())
+    assert refused.status == 408 and "fell 10 events behind" in refused.detail
+    assert queued <= 10  # memory stays bounded
+
+
+def test_followers_filter_as_the_query_language_does():
+    from analytics.live.feed import _predicate
+    from analytics.selectors import Filters
+
+    keep = _predicate(
+        Filters(types=("order.*", "user.login"), source="/s", query={"payload.n": {"$gt": 1}})
+    )
+    base = {"type": "order.paid", "source": "/s", "payload": {"n": 2}, "user_id": None}
+    assert keep(base)
+    assert keep({**base, "type": "user.login"})
+    assert not keep({**base, "type": "user.logout"})
+    assert not keep({**base, "type": "orderx"})
+    assert not keep({**base, "source": "/t"})
+    assert not keep({**base, "payload": {"n": 1}})
+    assert _predicate(Filters())({**base, "type": "anything"})
