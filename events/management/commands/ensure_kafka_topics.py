@@ -1,6 +1,8 @@
 """Create EventHub's Kafka topics, or bring them to the partitions and retention of settings
 (idempotent)."""
 
+import time
+
 from confluent_kafka import KafkaException
 from django.core.management.base import BaseCommand, CommandError
 
@@ -20,7 +22,7 @@ class Command(BaseCommand):
         specs = kafka.configured_topics()
         try:
             outcome = kafka.ensure_topics(specs, timeout=timeout)
-            counts = kafka.partition_counts([s.name for s in specs], timeout=timeout)
+            counts = self._counts([s.name for s in specs], timeout)
         except KafkaException as exc:
             raise CommandError(f"Kafka did not answer: {exc}") from exc
         for spec in specs:
@@ -30,3 +32,13 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(line))
             else:
                 self.stdout.write(line)
+
+    def _counts(self, names: list[str], timeout: float) -> dict[str, int]:
+        """Partitions per topic, once the broker's metadata lists every new topic (it may
+        lag a moment behind their creation)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = kafka.partition_counts(names, timeout=timeout)
+            if all(counts.get(name) for name in names) or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.2)
