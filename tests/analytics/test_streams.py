@@ -307,3 +307,24 @@ def test_a_graphql_subscription_over_graphql_transport_ws(asgi_server, client, k
     thread.join(45)
     assert sorted(item["event"]["id"] for item in received) == sorted(ids)
     assert all(item["position"] for item in received)
+
+
+def test_graphql_subscriptions_need_credentials_and_a_known_position(asgi_server, keys):
+    from websockets.exceptions import ConnectionClosedError
+
+    url = asgi_server.replace("http://", "ws://") + "/graphql"
+    with pytest.raises(ConnectionClosedError) as refused:
+        with websocket_connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            ws.recv(timeout=5)
+    assert refused.value.rcvd.code == 4401
+    with websocket_connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send(json.dumps({"type": "connection_init", "payload": {"X-API-Key": keys["reader"]}}))
+        assert json.loads(ws.recv(timeout=5)) == {"type": "connection_ack"}
+        query = 'subscription { eventStream(lastEventId: "nowhere") { position } }'
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        answer = json.loads(ws.recv(timeout=5))
+        assert answer["type"] == "error" and answer["id"] == "1"
+        assert answer["payload"][0]["extensions"]["code"] == "INVALID_POSITION"
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=5)) == {"type": "pong"}
