@@ -14,19 +14,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from analytics.rollups import ERROR_SEVERITY, METRIC_EVENTS, severity_band
-from analytics.selectors import Filters, Window, type_condition
+from analytics.selectors import Filters, Window
 from core import mongo
 
 ERROR_BANDS = {severity_band(ERROR_SEVERITY), severity_band(10)}
-
-
-def _dimensions(filters: Filters) -> dict[str, Any]:
-    match: dict[str, Any] = {}
-    if filters.types and "*" not in filters.types:
-        match.update(type_condition(filters.types))
-    if filters.source is not None:
-        match["source"] = filters.source
-    return match
 
 
 def rollup_rows(window: Window, period: str, filters: Filters) -> list[dict[str, Any]]:
@@ -37,7 +28,7 @@ def rollup_rows(window: Window, period: str, filters: Filters) -> list[dict[str,
             "metric": METRIC_EVENTS,
             "period": period,
             "start": {"$gte": window.since, "$lt": window.until},
-            **_dimensions(filters),
+            **Filters(types=filters.types, source=filters.source).match(),
         },
         sort=[("start", 1), ("type", 1), ("source", 1), ("band", 1)],
     )

@@ -61,15 +61,18 @@ class Filters:
     def rollups_hold_it(self) -> bool:
         return self.subject is None and not self.query
 
-    def match(self) -> dict[str, Any]:
+    def match(self, prefix: str = "") -> dict[str, Any]:
+        """The filters as a MongoDB condition on the stored event, its fields under
+        ``prefix`` (``fullDocument.`` in a change stream, which leaves the query out: it
+        names fields of the event itself)."""
         match: dict[str, Any] = {}
         if self.types and "*" not in self.types:
-            match.update(type_condition(self.types))
+            match.update(type_condition(self.types, field=f"{prefix}type"))
         if self.source is not None:
-            match["source"] = self.source
+            match[f"{prefix}source"] = self.source
         if self.subject is not None:
-            match["user_id"] = self.subject
-        if self.query:
+            match[f"{prefix}user_id"] = self.subject
+        if self.query and not prefix:
             match = {"$and": [match, self.query]} if match else dict(self.query)
         return match
 
@@ -341,7 +344,7 @@ def timeseries(window: Window, bucket: str, filters: Filters) -> dict[str, Any]:
     kept = datetime.now(tz=UTC) - timedelta(days=settings.ANALYTICS_ROLLUP_RETENTION_DAYS[bucket])
     raw_until = widened.until
     if filters.rollups_hold_it and first >= kept:
-        dims = Filters(types=filters.types, source=filters.source).match()
+        dims = Filters(types=filters.types, source=filters.source).match()  # rollups' dims
         rows = db[mongo.METRICS].aggregate(
             [
                 {

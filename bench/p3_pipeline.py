@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -47,6 +48,9 @@ from webhooks.models import Delivery  # noqa: E402
 SUBSCRIPTIONS = 10
 
 
+NOW = datetime.now(tz=UTC).isoformat()  # rollups of every period are written for it
+
+
 def bench_envelopes(run: str, type_name: str, count: int) -> Iterator[dict]:
     """The run's events, the same each time they are asked for; each matches one of the
     subscriptions (``payload.n``)."""
@@ -56,7 +60,7 @@ def bench_envelopes(run: str, type_name: str, count: int) -> Iterator[dict]:
             "source": "/bench",
             "specversion": "1.0",
             "type": type_name,
-            "time": "2026-11-20T10:00:00Z",
+            "time": NOW,
             "subject": f"user-{i % 1000}",
             "data": {"n": i % SUBSCRIPTIONS, "amount": i, "note": "benchmark event"},
         }
@@ -66,7 +70,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=settings.PIPELINE_BATCH_SIZE)
+    parser.add_argument(
+        "--what-if-without-rollups",
+        action="store_true",
+        help="skip counting the events in the rollups (what the rollups cost)",
+    )
     args = parser.parse_args()
+    if args.what_if_without_rollups:
+        import pipeline.batch
+
+        pipeline.batch.rollups_add = lambda keys: 0
 
     run = uuid.uuid4().hex[:8]
     settings.KAFKA_TOPIC_EVENTS = f"bench.{run}.events"
@@ -134,7 +147,10 @@ def main() -> None:
 
     pipeline_rate = processed / pipeline_seconds
     insert_rate = len(documents) / insert_seconds
-    print(f"events: {args.events}, batch size {args.batch_size}, {SUBSCRIPTIONS} subscriptions")
+    print(
+        f"events: {args.events}, batch size {args.batch_size}, {SUBSCRIPTIONS} subscriptions"
+        + (", WHAT-IF without rollups" if args.what_if_without_rollups else "")
+    )
     print(f"load average (1 min):   {load:10.2f} before the pipeline ran")
     print(f"produce (setup):        {produce_rate:10.0f} events/s")
     print(f"group join (once):      {join_seconds:10.2f} s")
@@ -149,6 +165,7 @@ def main() -> None:
 
     scratch.drop()
     mongo.get_db()[mongo.EVENTS].delete_many({"type": type_name})
+    mongo.get_db()[mongo.METRICS].delete_many({"type": type_name})
     Delivery.objects.filter(subscription__subscriber=subscriber).delete()
     subscriber.delete()
     EventType.objects.filter(name=type_name).delete()

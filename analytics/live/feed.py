@@ -24,7 +24,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from analytics.export import minute_metrics
 from analytics.rollups import period_start
-from analytics.selectors import Filters, type_condition
+from analytics.selectors import Filters
 from core import mongo
 from core.documents import document_to_event
 from querylang import compile_query
@@ -265,14 +265,8 @@ class EventFeed:
         self._keep = compile_query(filters.query) if filters.query else None
 
     def _pipeline(self) -> list[dict[str, Any]]:
-        match: dict[str, Any] = {"operationType": "insert"}
-        if self.filters.types and "*" not in self.filters.types:
-            match.update(type_condition(self.filters.types, field="fullDocument.type"))
-        if self.filters.source is not None:
-            match["fullDocument.source"] = self.filters.source
-        if self.filters.subject is not None:
-            match["fullDocument.user_id"] = self.filters.subject
-        return [{"$match": match}]
+        # the query is applied here, with the evaluator routing uses
+        return [{"$match": {"operationType": "insert", **self.filters.match("fullDocument.")}}]
 
     async def open(self) -> None:
         """Start following: from here on nothing stored is missed (raises StreamRefused)."""
