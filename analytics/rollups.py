@@ -1,10 +1,12 @@
 """Rollups of the events in MongoDB's ``metrics`` collection: counts and amount sums per
 period (1m, 5m, 1h, 1d), event type, source and severity band.
 
-The pipeline counts each stored event exactly once, whatever it replays: an event is stored
-with ``rolled_up: false``, and one MongoDB transaction adds the batch's uncounted events to
-their rollups and marks them counted. A replayed batch finds them marked and adds nothing; two
-consumers counting the same event conflict, and the transaction that retries finds it counted.
+The pipeline counts each stored event exactly once, whatever it replays
+(``rollups_count_batch``): every stored event keeps the mark of the Kafka message that stored
+it, and a ledger of the highest offset counted per topic partition moves in the same MongoDB
+transaction as the counts, so a replayed batch finds its offsets counted and adds nothing; two
+consumers with the same batch conflict, and the transaction that retries finds them counted.
+Nothing is written per event beyond the event itself.
 ``rollups_rebuild`` recomputes the rollups of a window from the stored events (for events
 stored before rollups existed, or after a retention change).
 """
@@ -135,40 +137,81 @@ def _writes(cells: dict[Cell, list[float]], *, replace: bool) -> list[UpdateOne]
 PROJECTION = {"_id": 1, "type": 1, "source": 1, "severity": 1, "timestamp": 1, "payload.amount": 1}
 
 
-def rollups_add(keys: list[tuple[str, str]]) -> int:
-    """Add the stored, uncounted events among ``keys`` ((source, id) pairs) to their rollups
-    and mark them counted, in one transaction; return how many were added."""
-    if not keys:
+def rollups_add(documents: list[dict[str, Any]]) -> int:
+    """Add stored events to their rollups, unconditionally (for stores other than the
+    pipeline, which counts with ``rollups_count_batch``); return how many."""
+    writes = _writes(tally(documents), replace=False)
+    if writes:
+        mongo.get_db()[mongo.METRICS].bulk_write(writes, ordered=False)
+    return len(documents)
+
+
+def stored_from(topic: str, partition: int, offset: int) -> str:
+    """The mark a stored event keeps of the Kafka message that stored it."""
+    return f"{topic}:{partition}:{offset}"
+
+
+def _position(mark: str) -> tuple[str, int]:
+    """(topic:partition, offset) of a ``stored_from`` mark."""
+    where, _, offset = mark.rpartition(":")
+    return where, int(offset)
+
+
+def rollups_count_batch(documents: list[dict[str, Any]], duplicates: set[tuple[str, str]]) -> int:
+    """Count a pipeline batch's events in the rollups, each stored event exactly once.
+
+    ``documents`` are the batch's events as the pipeline stored them (each with its message's
+    ``stored_from`` mark), ``duplicates`` the keys MongoDB already held. An event is counted
+    when this batch stored it, or when the very same message stored it on an earlier try
+    (its stored mark is the message's), never when another message stored it first. A ledger
+    per topic partition (the highest offset counted) is moved in the same transaction as the
+    counts: a replayed batch, or a second consumer of it, finds its offsets counted and adds
+    nothing. Returns how many events were added."""
+    if not documents:
         return 0
-    client = mongo.get_client()
     db = mongo.get_db()
-    wanted = set(keys)
-    ids = list({event_id for _, event_id in keys})
+    candidates = [d for d in documents if (d["source"], d["event_id"]) not in duplicates]
+    again = [d for d in documents if (d["source"], d["event_id"]) in duplicates]
+    if again:
+        stored = {
+            (row["source"], row["event_id"]): row.get("stored_from")
+            for row in db[mongo.EVENTS].find(
+                {"event_id": {"$in": list({d["event_id"] for d in again})}},
+                {"_id": 0, "source": 1, "event_id": 1, "stored_from": 1},
+            )
+        }
+        candidates += [
+            d for d in again if stored.get((d["source"], d["event_id"])) == d["stored_from"]
+        ]
+    if not candidates:
+        return 0
+    positions = [(_position(d["stored_from"]), d) for d in candidates]
+    highest: dict[str, int] = {}
+    for (where, offset), _ in positions:
+        highest[where] = max(highest.get(where, -1), offset)
 
     def count(session) -> int:
-        events = db[mongo.EVENTS]
-        found = [
-            d
-            for d in events.find(
-                {"event_id": {"$in": ids}, "rolled_up": False},
-                {**PROJECTION, "event_id": 1},
-                session=session,
+        ledger = {
+            row["_id"]: row["counted_through"]
+            for row in db[mongo.ROLLUP_LEDGER].find(
+                {"_id": {"$in": list(highest)}}, session=session
             )
-            if (d["source"], d["event_id"]) in wanted
-        ]
-        if not found:
-            return 0
-        writes = _writes(tally(found), replace=False)
+        }
+        fresh = [d for (where, offset), d in positions if offset > ledger.get(where, -1)]
+        writes = _writes(tally(fresh), replace=False)
         if writes:
             db[mongo.METRICS].bulk_write(writes, session=session)
-        events.update_many(
-            {"_id": {"$in": [d["_id"] for d in found]}},
-            {"$set": {"rolled_up": True}},
-            session=session,
-        )
-        return len(found)
+        for where, offset in highest.items():
+            if offset > ledger.get(where, -1):
+                db[mongo.ROLLUP_LEDGER].update_one(
+                    {"_id": where},
+                    {"$max": {"counted_through": offset}},
+                    upsert=True,
+                    session=session,
+                )
+        return len(fresh)
 
-    with client.start_session() as session:
+    with mongo.get_client().start_session() as session:
         return session.with_transaction(
             count,
             read_concern=ReadConcern("snapshot"),
@@ -176,9 +219,15 @@ def rollups_add(keys: list[tuple[str, str]]) -> int:
         )
 
 
+def ledger_reset() -> int:
+    """Forget the counted offsets (after the events topic was recreated: its offsets start
+    again from 0); return how many partitions were known."""
+    return mongo.get_db()[mongo.ROLLUP_LEDGER].delete_many({}).deleted_count
+
+
 def rollups_rebuild(since: datetime, until: datetime) -> int:
-    """Recompute the rollups of every period that lies within [since, until) from the stored
-    events, and mark those events counted; return the number of events counted."""
+    """Recompute the rollups of the whole days that [since, until) touches from the stored
+    events; return the number of events counted."""
     db = mongo.get_db()
     day = PERIODS["1d"]
     since = period_start(since, "1d")
@@ -189,8 +238,6 @@ def rollups_rebuild(since: datetime, until: datetime) -> int:
     while start < until:
         end = start + timedelta(seconds=day)
         window = {"timestamp": {"$gte": start, "$lt": end}}
-        # marked first: the pipeline leaves them alone while they are tallied
-        db[mongo.EVENTS].update_many({**window, "rolled_up": False}, {"$set": {"rolled_up": True}})
         documents = list(db[mongo.EVENTS].find(window, PROJECTION))
         db[mongo.METRICS].delete_many(
             {"metric": METRIC_EVENTS, "start": {"$gte": start, "$lt": end}}

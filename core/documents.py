@@ -78,8 +78,6 @@ def event_document(
         "received_at": received_at,
         "expires_at": expires_at or received_at + timedelta(days=retention_days),
         "search_text": " ".join(_texts(metadata, _texts(data, []))),
-        # analytics.rollups counts the event once, then sets it
-        "rolled_up": False,
     }
 
 

@@ -18,6 +18,7 @@ _client: MongoClient | None = None
 
 EVENTS = "events"
 METRICS = "metrics"
+ROLLUP_LEDGER = "rollup_ledger"  # the highest offset counted per events topic partition
 
 
 def get_client() -> MongoClient:
@@ -68,12 +69,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         # analytics: events of a window by time, and the error events of a window
         IndexModel([("timestamp", DESCENDING)], name="time"),
         IndexModel([("severity", DESCENDING), ("timestamp", DESCENDING)], name="severity_time"),
-        # the events a pipeline batch has stored but not yet counted in the rollups
-        IndexModel(
-            [("event_id", ASCENDING), ("source", ASCENDING)],
-            name="not_rolled_up",
-            partialFilterExpression={"rolled_up": False},
-        ),
         # retention: MongoDB drops a document once expires_at has passed
         IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0),
         # GET /events/search?q=

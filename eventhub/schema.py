@@ -27,6 +27,4 @@ class Mutation(
     pass
 
 
-schema = graphene.Schema(
-    query=Query, mutation=Mutation, subscription=analytics.graphql.Streams
-)
+schema = graphene.Schema(query=Query, mutation=Mutation, subscription=analytics.graphql.Streams)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from prometheus_client import Counter
 
-from analytics.rollups import rollups_add
+from analytics.rollups import rollups_count_batch, stored_from
 from core import kafka, mongo
 from core.documents import event_document
 from core.identity import EventKey, document_key, envelope_key
@@ -114,6 +114,10 @@ class BatchWork:
                 received_at=self.received_at,
                 expires_at=expires_at,
             )
+            # the message that stores it: how the rollups tell a retry from a duplicate
+            document["stored_from"] = stored_from(
+                message.topic(), message.partition(), message.offset()
+            )
             try:
                 encoded = RawBSONDocument(bson.encode(document, codec_options=options))
             except (bson.errors.InvalidDocument, OverflowError, ValueError) as exc:
@@ -206,7 +210,7 @@ def process_batch(
                 for start in range(0, len(messages), CHUNK):
                     documents = work.decode(messages[start : start + CHUNK])
                     # 1. mirror: one document per event; a replay leaves the first copy as it was
-                    mirroring.send(work.encoded)
+                    mirroring.send(work.encoded, documents)
                     # 2. route and evaluate rules; 3. write the deliveries (PostgreSQL works on
                     # them while the next chunk is decoded)
                     writer.send(work.route(documents))
@@ -216,7 +220,7 @@ def process_batch(
             # the mirror is complete before the deliveries commit: none shows before its event
             mirroring.wait()
             # 5. the new events join the rollups, once each (a replay finds them counted)
-            rollups_add([document_key(d) for d in work.documents])
+            rollups_count_batch(work.documents, mirroring.duplicates)
             deliveries_enqueue_on_commit(writer.created)
     finally:
         mirroring.settle()

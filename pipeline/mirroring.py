@@ -12,12 +12,12 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.errors import BulkWriteError
 
 from core import mongo
-from core.identity import EventKey
+from core.identity import EventKey, document_key
 
 DUPLICATE_KEY = 11000
 
 
-def mirror(documents: list[dict[str, Any] | RawBSONDocument]) -> None:
+def mirror(documents: list[dict[str, Any] | RawBSONDocument]) -> list[int]:
     """Insert the documents that are not stored yet (the unique index on ``event_id`` and
     ``source`` refuses the others): insert-if-absent at insert_many speed, several times faster
     than upserts.
@@ -25,7 +25,8 @@ def mirror(documents: list[dict[str, Any] | RawBSONDocument]) -> None:
     They are sent as encoded BSON (``BatchWork.decode`` encodes them, so that a document BSON
     cannot hold is set aside there): pymongo then neither adds ``_id`` to the caller's documents
     (which may be routed meanwhile, on another thread) nor makes one per document in Python;
-    MongoDB gives each stored document its ``_id``, an ObjectId as ever."""
+    MongoDB gives each stored document its ``_id``, an ObjectId as ever. Returns the
+    positions of the documents MongoDB already held."""
     events = mongo.get_db()[mongo.EVENTS]
     options = events.codec_options
     try:
@@ -39,9 +40,12 @@ def mirror(documents: list[dict[str, Any] | RawBSONDocument]) -> None:
             ordered=False,
         )
     except BulkWriteError as exc:
-        others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+        errors = exc.details.get("writeErrors", [])
+        others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
         if others or exc.details.get("writeConcernErrors"):
             raise
+        return [e["index"] for e in errors]
+    return []
 
 
 def unmirror(keys: list[EventKey]) -> None:
@@ -57,20 +61,24 @@ class Mirroring:
 
     def __init__(self, pool: ThreadPoolExecutor | None) -> None:
         self._pool = pool
-        self._futures: list[Future] = []
+        self._futures: list[tuple[Future, list[dict[str, Any]]]] = []
+        self.duplicates: set[EventKey] = set()  # the keys MongoDB already held, after wait
 
-    def send(self, documents: list[dict[str, Any]]) -> None:
-        if not documents:
+    def send(self, encoded: list[RawBSONDocument], documents: list[dict[str, Any]]) -> None:
+        """Store ``encoded``, the BSON of ``documents`` (whose keys name the duplicates)."""
+        if not encoded:
             return
+        future: Future = Future()
         if self._pool is None:
-            mirror(documents)
+            future.set_result(mirror(encoded))
         else:
-            self._futures.append(self._pool.submit(mirror, documents))
+            future = self._pool.submit(mirror, encoded)
+        self._futures.append((future, documents))
 
     def wait(self) -> None:
-        for future in self._futures:
-            future.result()
+        for future, documents in self._futures:
+            self.duplicates.update(document_key(documents[i]) for i in future.result())
 
     def settle(self) -> None:
         """Let chunks still in flight finish (after a failure, before the batch is replayed)."""
-        futures_wait(self._futures)
+        futures_wait([future for future, _ in self._futures])

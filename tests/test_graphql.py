@@ -138,8 +138,9 @@ def test_events_and_metrics_read_mongodb(client, credentials, mongo_db):
         }
         for i in range(1, 4)
     ]
-    mongo_db[mongo.EVENTS].insert_many([event_document(e, retention_days=1) for e in envelopes])
-    rollups_add([(e["source"], e["id"]) for e in envelopes])  # as the pipeline counts them
+    documents = [event_document(e, retention_days=1) for e in envelopes]
+    mongo_db[mongo.EVENTS].insert_many(documents)
+    rollups_add(documents)  # as the pipeline counts them
     result = gql(
         client,
         """{ lastEvents(limit: 2) { id data }

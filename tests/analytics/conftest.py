@@ -61,7 +61,7 @@ def store_generated(mongo_db):
             for envelope in generated_events(seed, count, now=now, span=span)
         ]
         mongo_db[mongo.EVENTS].insert_many(documents)
-        assert rollups_add([(d["source"], d["event_id"]) for d in documents]) == len(documents)
+        assert rollups_add(documents) == len(documents)
         return documents
 
     return store

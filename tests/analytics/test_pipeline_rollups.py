@@ -12,7 +12,7 @@ from django.db import connection
 from analytics import rollups, selectors
 from core import mongo
 from pipeline import batch as batches
-from tests.pipeline.test_batch import messages, payments, pool, queued  # noqa: F401 - fixtures
+from tests.pipeline.test_batch import StandIn, messages, payments, pool, queued  # noqa: F401
 from tests.subscriptions.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,3 +96,41 @@ def test_a_batch_that_fails_after_counting_counts_once_when_replayed(
     monkeypatch.setattr(batches, "deliveries_enqueue_on_commit", lambda rows: None)
     batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)
     assert counted(mongo_db) == {period: len(batch) for period in rollups.PERIODS}
+
+
+def test_a_batch_that_fails_before_counting_counts_once_when_replayed(
+    payments,  # noqa: F811
+    mongo_db,
+    queued,  # noqa: F811
+    pool,  # noqa: F811
+    monkeypatch,
+):
+    batch = recent(CHUNK_AND_A_BIT := batches.CHUNK + 3)
+    real = batches.rollups_count_batch
+
+    def counting_fails(documents, duplicates):
+        raise ConnectionError("MongoDB went away after storing the events")
+
+    monkeypatch.setattr(batches, "rollups_count_batch", counting_fails)
+    with pytest.raises(ConnectionError):
+        batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)
+    assert mongo_db[mongo.EVENTS].count_documents({}) == CHUNK_AND_A_BIT  # stored, uncounted
+    monkeypatch.setattr(batches, "rollups_count_batch", real)
+    batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)  # the retry
+    batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)  # and a replay
+    assert counted(mongo_db) == {period: CHUNK_AND_A_BIT for period in rollups.PERIODS}
+
+
+def test_the_same_event_in_another_message_is_not_counted_again(payments, mongo_db, queued):  # noqa: F811
+    first = recent(20)
+    batches.process_batch(first, batches.Configuration())
+    # a producer sends the same 20 events again: new messages (offsets 20-39), same keys
+    again = [StandIn(m.value(), m.offset() + 20) for m in first]
+    batches.process_batch(again, batches.Configuration())
+    assert mongo_db[mongo.EVENTS].count_documents({}) == 20
+    assert counted(mongo_db) == {period: 20 for period in rollups.PERIODS}
+    # and new events after them are counted
+    batches.process_batch(
+        [StandIn(m.value(), 40 + i) for i, m in enumerate(recent(5))], batches.Configuration()
+    )
+    assert counted(mongo_db)["1m"] == 25

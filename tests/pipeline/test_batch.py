@@ -147,7 +147,7 @@ def test_no_delivery_is_visible_before_its_event_is_stored(payments, mongo_db, q
         time.sleep(0.2)  # PostgreSQL has long had its rows by now; they must not be committed
         seen_by_mirror.append(Delivery.objects.count())  # its own connection: committed rows
         connection.close()
-        store(documents)
+        return store(documents)
 
     batch = messages(batches.CHUNK + 1)
     original, mirroring.mirror = mirroring.mirror, slow_mirror
@@ -167,6 +167,7 @@ def test_a_failed_mirror_rolls_the_batch_back(payments, mongo_db, queued, pool, 
         calls.append(len(documents))
         if len(calls) == 2:
             raise RuntimeError("MongoDB is down")
+        return []
 
     monkeypatch.setattr(mirroring, "mirror", failing_mirror)
     with pytest.raises(RuntimeError, match="MongoDB is down"):

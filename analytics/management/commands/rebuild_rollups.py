@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand
 
-from analytics.rollups import rollups_rebuild
+from analytics.rollups import ledger_reset, rollups_rebuild
 
 
 class Command(BaseCommand):
@@ -16,11 +16,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=30, help="How many days back (30).")
+        parser.add_argument(
+            "--reset-ledger",
+            action="store_true",
+            help="Also forget the offsets counted per events topic partition (needed once the "
+            "events topic was recreated, as its offsets start again from 0).",
+        )
 
-    def handle(self, *args, days: int, **options):
+    def handle(self, *args, days: int, reset_ledger: bool, **options):
         if days < 1:
             self.stderr.write("--days must be 1 or more.")
             return
+        if reset_ledger:
+            self.stdout.write(f"ledger of {ledger_reset()} partition(s) forgotten")
         now = datetime.now(tz=UTC)
         counted = rollups_rebuild(now - timedelta(days=days), now)
         self.stdout.write(f"rollups of {days} days rebuilt from {counted} stored events")
