@@ -13,7 +13,6 @@ stored before rollups existed, or after a retention change).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +26,8 @@ from core import mongo
 
 # period name -> seconds
 PERIODS: dict[str, int] = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
-METRIC_EVENTS = "events"
+METRIC_EVENTS = "events"  # per type, source and severity band: count, amount
+METRIC_ERRORS = "errors"  # error events per type, source and code: count, first, last seen
 
 # severity band -> (lowest, highest) severity
 BANDS: dict[str, tuple[int, int]] = {
@@ -73,68 +73,98 @@ def _expiry(period: str, start: datetime) -> datetime:
     )
 
 
-Cell = tuple[str, datetime, str, str, str]  # period, start, type, source, band
+# metric, period, start, type, source, band (events) or error code (errors)
+Cell = tuple[str, str, datetime, str, str, str | None]
+CODE_LENGTH = 200  # an error code longer than this is cut (codes are the producers' text)
 
 
-def tally(documents: Iterable[dict[str, Any]]) -> dict[Cell, list[float]]:
-    """Count, amount sum and amount count per rollup cell of the documents."""
-    cells: dict[Cell, list[float]] = defaultdict(lambda: [0, 0.0, 0])
+def error_code(document: dict[str, Any]) -> str | None:
+    """An error event's code: ``data.error_code``, else ``data.code``, as text."""
+    payload = document.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    return code_text(payload.get("error_code", payload.get("code")))
+
+
+def code_text(code: Any) -> str | None:
+    """An error code as the rollups keep it: text (producers send numbers and strings alike),
+    at most ``CODE_LENGTH`` characters."""
+    if code is None:
+        return None
+    return (code if isinstance(code, str) else str(code))[:CODE_LENGTH]
+
+
+def tally(documents: Iterable[dict[str, Any]]) -> dict[Cell, list]:
+    """Per rollup cell of the documents: count, amount sum and amount count (``events``);
+    count, first and last seen (``errors``: severity 7 and above, by error code)."""
+    cells: dict[Cell, list] = {}
     for document in documents:
         band = severity_band(document.get("severity"))
         amount = amount_of(document)
+        moment = document["timestamp"]
+        is_error = band in ("error", "critical")
+        code = error_code(document) if is_error else None
         for period in PERIODS:
-            cell = cells[
-                (
-                    period,
-                    period_start(document["timestamp"], period),
-                    document["type"],
-                    document["source"],
-                    band,
-                )
-            ]
+            start = period_start(moment, period)
+            key = (METRIC_EVENTS, period, start, document["type"], document["source"], band)
+            cell = cells.setdefault(key, [0, 0.0, 0])
             cell[0] += 1
             if amount is not None:
                 cell[1] += amount
                 cell[2] += 1
+            if is_error:
+                key = (METRIC_ERRORS, period, start, document["type"], document["source"], code)
+                cell = cells.setdefault(key, [0, moment, moment])
+                cell[0] += 1
+                cell[1] = min(cell[1], moment)
+                cell[2] = max(cell[2], moment)
     return cells
 
 
 def _cell_filter(cell: Cell) -> dict[str, Any]:
-    period, start, event_type, source, band = cell
-    return {
-        "metric": METRIC_EVENTS,
-        "period": period,
-        "start": start,
-        "type": event_type,
-        "source": source,
-        "band": band,
-    }
+    metric, period, start, event_type, source, last = cell
+    found = {"metric": metric, "period": period, "start": start, "type": event_type}
+    found["source"] = source
+    found["band" if metric == METRIC_EVENTS else "code"] = last
+    return found
 
 
-def _writes(cells: dict[Cell, list[float]], *, replace: bool) -> list[UpdateOne]:
+def _update(cell: Cell, values: list, *, replace: bool) -> dict[str, Any]:
+    operation = "$set" if replace else "$inc"
+    if cell[0] == METRIC_EVENTS:
+        value, amount, counted = values
+        return {operation: {"value": value, "amount_sum": amount, "amount_count": counted}}
+    value, first, last = values
+    if replace:
+        return {"$set": {"value": value, "first_seen": first, "last_seen": last}}
+    return {"$inc": {"value": value}, "$min": {"first_seen": first}, "$max": {"last_seen": last}}
+
+
+def _writes(cells: dict[Cell, list], *, replace: bool) -> list[UpdateOne]:
     """Upserts of the cells; those already past their retention are left out (readers take
     such periods from the stored events)."""
-    operation = "$set" if replace else "$inc"
     now = datetime.now(tz=UTC)
     writes = []
-    for cell, (value, amount, counted) in cells.items():
-        expires_at = _expiry(cell[0], cell[1])
+    for cell, values in cells.items():
+        expires_at = _expiry(cell[1], cell[2])
         if expires_at <= now:
             continue
-        writes.append(
-            UpdateOne(
-                _cell_filter(cell),
-                {
-                    operation: {"value": value, "amount_sum": amount, "amount_count": counted},
-                    "$setOnInsert": {"expires_at": expires_at},
-                },
-                upsert=True,
-            )
-        )
+        update = _update(cell, values, replace=replace)
+        update["$setOnInsert"] = {"expires_at": expires_at}
+        writes.append(UpdateOne(_cell_filter(cell), update, upsert=True))
     return writes
 
 
-PROJECTION = {"_id": 1, "type": 1, "source": 1, "severity": 1, "timestamp": 1, "payload.amount": 1}
+PROJECTION = {
+    "_id": 1,
+    "type": 1,
+    "source": 1,
+    "severity": 1,
+    "timestamp": 1,
+    "payload.amount": 1,
+    "payload.error_code": 1,
+    "payload.code": 1,
+}
 
 
 def rollups_add(documents: list[dict[str, Any]]) -> int:
@@ -240,7 +270,10 @@ def rollups_rebuild(since: datetime, until: datetime) -> int:
         window = {"timestamp": {"$gte": start, "$lt": end}}
         documents = list(db[mongo.EVENTS].find(window, PROJECTION))
         db[mongo.METRICS].delete_many(
-            {"metric": METRIC_EVENTS, "start": {"$gte": start, "$lt": end}}
+            {
+                "metric": {"$in": [METRIC_EVENTS, METRIC_ERRORS]},
+                "start": {"$gte": start, "$lt": end},
+            }
         )
         writes = _writes(tally(documents), replace=True)
         if writes:

@@ -21,9 +21,11 @@ from django.db.models import Aggregate, Count, F, FloatField, Func, Q
 from analytics.rollups import (
     BANDS,
     ERROR_SEVERITY,
+    METRIC_ERRORS,
     METRIC_EVENTS,
     NO_SEVERITY,
     PERIODS,
+    code_text,
     period_start,
 )
 from core import mongo
@@ -406,40 +408,73 @@ ERROR_CODE = {"$ifNull": ["$payload.error_code", "$payload.code", None]}
 
 def top_errors(window: Window, *, limit: int = 10) -> list[dict[str, Any]]:
     """The most frequent error events (severity 7 and above) by type, source and error code
-    (``payload.error_code``, else ``payload.code``), with first and last seen."""
-    rows = mongo.get_db()[mongo.EVENTS].aggregate(
-        [
-            {"$match": {"severity": {"$gte": ERROR_SEVERITY}, **_in_window(window)}},
-            {
-                "$group": {
-                    "_id": {"type": "$type", "source": "$source", "code": ERROR_CODE},
-                    "count": {"$sum": 1},
-                    "first_seen": {"$min": "$timestamp"},
-                    "last_seen": {"$max": "$timestamp"},
-                }
-            },
-            {"$sort": {"count": -1, "_id.type": 1, "_id.source": 1, "_id.code": 1}},
-            {"$limit": limit},
-        ]
-    )
+    (``payload.error_code``, else ``payload.code``), with first and last seen: from the
+    ``errors`` rollups inside the window, the stored events at its edges."""
+    db = mongo.get_db()
+    groups: dict[tuple, list] = {}
+
+    def add(key: tuple, count: int, first: datetime, last: datetime) -> None:
+        group = groups.setdefault(key, [0, first, last])
+        group[0] += count
+        group[1] = min(group[1], first)
+        group[2] = max(group[2], last)
+
+    rolled = []
+    for period, start, end in _pieces(window, datetime.now(tz=UTC)):
+        if period is not None:
+            rolled.append({"period": period, "start": {"$gte": start, "$lt": end}})
+            continue
+        rows = db[mongo.EVENTS].aggregate(
+            [
+                {
+                    "$match": {
+                        "severity": {"$gte": ERROR_SEVERITY},
+                        "timestamp": {"$gte": start, "$lt": end},
+                    }
+                },
+                {
+                    "$group": {
+                        "_id": {"type": "$type", "source": "$source", "code": ERROR_CODE},
+                        "count": {"$sum": 1},
+                        "first_seen": {"$min": "$timestamp"},
+                        "last_seen": {"$max": "$timestamp"},
+                    }
+                },
+            ]
+        )
+        for row in rows:
+            code = row["_id"].get("code")
+            key = (row["_id"]["type"], row["_id"]["source"], code_text(code))
+            add(key, row["count"], row["first_seen"], row["last_seen"])
+    if rolled:
+        rows = db[mongo.METRICS].aggregate(
+            [
+                {"$match": {"metric": METRIC_ERRORS, "$or": rolled}},
+                {
+                    "$group": {
+                        "_id": {"type": "$type", "source": "$source", "code": "$code"},
+                        "count": {"$sum": "$value"},
+                        "first_seen": {"$min": "$first_seen"},
+                        "last_seen": {"$max": "$last_seen"},
+                    }
+                },
+            ]
+        )
+        for row in rows:
+            key = (row["_id"]["type"], row["_id"]["source"], row["_id"].get("code"))
+            add(key, row["count"], row["first_seen"], row["last_seen"])
+    ordered = sorted(groups.items(), key=lambda item: (-item[1][0], *map(str, item[0])))
     return [
         {
-            "type": row["_id"]["type"],
-            "source": row["_id"]["source"],
-            "code": _plain(row["_id"].get("code")),
-            "count": row["count"],
-            "first_seen": row["first_seen"],
-            "last_seen": row["last_seen"],
+            "type": event_type,
+            "source": source,
+            "code": code,
+            "count": count,
+            "first_seen": first,
+            "last_seen": last,
         }
-        for row in rows
+        for (event_type, source, code), (count, first, last) in ordered[:limit]
     ]
-
-
-def _plain(code: Any) -> str | None:
-    """An error code as text (producers send numbers and strings alike)."""
-    if code is None:
-        return None
-    return code if isinstance(code, str) else str(code)
 
 
 def user_activity(

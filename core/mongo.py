@@ -89,8 +89,9 @@ INDEXES: dict[str, list[IndexModel]] = {
                 ("type", ASCENDING),
                 ("source", ASCENDING),
                 ("band", ASCENDING),
+                ("code", ASCENDING),
             ],
-            name="metric_period_start_dims_unique",
+            name="metric_period_start_dims_code_unique",
             unique=True,
         ),
         # retention of each period (ANALYTICS_ROLLUP_RETENTION_DAYS)
@@ -104,7 +105,7 @@ RETIRED_INDEXES: dict[str, list[str]] = {
     # unique on the id alone: it kept one producer's event of two that share an id
     EVENTS: ["event_id_unique"],
     # per-minute counts by type alone, before rollups had periods and dimensions
-    METRICS: ["minute_type_unique"],
+    METRICS: ["minute_type_unique", "metric_period_start_dims_unique"],
 }
 
 

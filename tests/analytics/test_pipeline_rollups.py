@@ -28,7 +28,12 @@ def recent(count: int, **kwargs):
 
 def counted(db) -> dict[str, int]:
     """Events counted per period, all dimensions together."""
-    rows = db[mongo.METRICS].aggregate([{"$group": {"_id": "$period", "n": {"$sum": "$value"}}}])
+    rows = db[mongo.METRICS].aggregate(
+        [
+            {"$match": {"metric": "events"}},
+            {"$group": {"_id": "$period", "n": {"$sum": "$value"}}},
+        ]
+    )
     return {row["_id"]: row["n"] for row in rows}
 
 
@@ -41,7 +46,7 @@ def test_a_replayed_batch_counts_once(payments, mongo_db, queued, pool):  # noqa
     for _ in range(2):
         batches.process_batch(batch, batches.Configuration(), mirror_pool=pool)
     assert counted(mongo_db) == expected
-    rows = list(mongo_db[mongo.METRICS].find({"period": "1m"}))
+    rows = list(mongo_db[mongo.METRICS].find({"metric": "events", "period": "1m"}))
     assert sum(row["amount_sum"] for row in rows) == sum(i % 5 for i in range(len(batch)))
     assert {(row["type"], row["source"], row["band"]) for row in rows} == {
         ("payment.failed", "/batch", "none")

@@ -119,27 +119,28 @@ def test_timeseries_matches_python(store_generated, bucket):
             assert point["sum"] == pytest.approx(expected_sums.get(point["start"], 0.0))
 
 
-def test_top_errors_match_python(store_generated):
-    documents = store_generated(6, 1500)
-    window = Window.last(timedelta(hours=24))
-    groups: dict[tuple, list[datetime]] = defaultdict(list)
-    for d in within(documents, window):
-        if (d["severity"] or 0) >= 7:
-            payload = d["payload"]
-            code = payload.get("error_code", payload.get("code"))
-            groups[(d["type"], d["source"], None if code is None else str(code))].append(
-                d["timestamp"]
-            )
-    answer = selectors.top_errors(window, limit=1000)
-    assert {(r["type"], r["source"], r["code"]): r["count"] for r in answer} == {
-        key: len(times) for key, times in groups.items()
-    }
-    for row in answer:
-        times = groups[(row["type"], row["source"], row["code"])]
-        assert row["first_seen"] == _ms(min(times)) and row["last_seen"] == _ms(max(times))
-    assert [r["count"] for r in selectors.top_errors(window, limit=3)] == sorted(
-        (len(t) for t in groups.values()), reverse=True
-    )[:3]
+@pytest.mark.parametrize("seed", [6, 14])
+def test_top_errors_match_python(store_generated, seed):
+    documents = store_generated(seed, 1500)
+    for window in windows(datetime.now(tz=UTC)):
+        groups: dict[tuple, list[datetime]] = defaultdict(list)
+        for d in within(documents, window):
+            if (d["severity"] or 0) >= 7:
+                payload = d["payload"]
+                code = payload.get("error_code", payload.get("code"))
+                groups[(d["type"], d["source"], None if code is None else str(code))].append(
+                    d["timestamp"]
+                )
+        answer = selectors.top_errors(window, limit=1000)
+        assert {(r["type"], r["source"], r["code"]): r["count"] for r in answer} == {
+            key: len(times) for key, times in groups.items()
+        }
+        for row in answer:
+            times = groups[(row["type"], row["source"], row["code"])]
+            assert row["first_seen"] == _ms(min(times)) and row["last_seen"] == _ms(max(times))
+        assert [r["count"] for r in selectors.top_errors(window, limit=3)] == sorted(
+            (len(t) for t in groups.values()), reverse=True
+        )[:3]
 
 
 def _ms(moment: datetime) -> datetime:
@@ -197,7 +198,10 @@ def test_rollups_of_every_period_hold_every_event(store_generated, mongo_db):
     window = Window.last(timedelta(days=3, minutes=1))
     assert selectors.summary(window)["total"] == len(documents)
     rolled = mongo_db["metrics"].aggregate(
-        [{"$match": {"period": "1d"}}, {"$group": {"_id": None, "n": {"$sum": "$value"}}}]
+        [
+            {"$match": {"metric": "events", "period": "1d"}},
+            {"$group": {"_id": None, "n": {"$sum": "$value"}}},
+        ]
     )
     assert next(rolled)["n"] == len(documents)
 
@@ -206,11 +210,13 @@ def test_rebuild_recomputes_the_rollups(store_generated, mongo_db):
     from analytics.rollups import rollups_rebuild
 
     documents = store_generated(11, 300)
+    window = Window.last(timedelta(days=3, minutes=1))
+    expected = selectors.top_errors(window, limit=1000)
     mongo_db["metrics"].update_many({}, {"$inc": {"value": 5}})  # damaged
     now = datetime.now(tz=UTC)
     assert rollups_rebuild(now - timedelta(days=4), now) == len(documents)
-    window = Window.last(timedelta(days=3, minutes=1))
     assert selectors.summary(window)["total"] == len(documents)
+    assert selectors.top_errors(window, limit=1000) == expected
 
 
 def test_the_main_aggregations_use_indexes(store_generated, mongo_db):
