@@ -24,9 +24,12 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import processes
+import uvloop
 
 RUN = uuid.uuid4().hex[:8]
 os.environ["DJANGO_DEBUG"] = "false"
@@ -54,7 +57,7 @@ async def follow(port: int, key: str, index: int, until: float, out: dict, ready
         except TimeoutError:
             break
         if line.startswith(b"data: "):
-            event = json.loads(line[6:])
+            event = orjson.loads(line[6:])
             latencies[event["id"]] = time.time() - event["data"]["sent_at"]
     writer.close()
 
@@ -88,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.client_mode:
         port, key, seconds, out = args.client_mode
-        asyncio.run(clients(int(port), key, args.clients, float(seconds), Path(out)))
+        uvloop.run(clients(int(port), key, args.clients, float(seconds), Path(out)))
         return
 
     import django
@@ -149,6 +152,7 @@ def main() -> None:
             "the clients did not connect"
         )
         memory = [rss_mb(server.pid)]
+        server_cpu = processes.cpu_seconds(server.pid)
         ids = []
         started = time.perf_counter()
         total = int(args.rate * args.duration)
@@ -159,7 +163,9 @@ def main() -> None:
             envelope = {
                 "id": f"{RUN}-{i}",
                 "source": "/bench-streams",
+                "specversion": "1.0",
                 "type": type_name,
+                "time": datetime.now(tz=UTC).isoformat(),
                 "data": {"n": i, "sent_at": time.time()},
             }
             events_publish(envelopes=[envelope], wait=False, request_id=f"bench-{RUN}")
@@ -170,6 +176,7 @@ def main() -> None:
         while client_process.poll() is None:
             memory.append(rss_mb(server.pid))
             time.sleep(1)
+        server_cpu = processes.cpu_seconds(server.pid) - server_cpu
         received = json.loads(result.read_text())
         latencies = sorted(
             value * 1000 for per_client in received.values() for value in per_client.values()
@@ -186,6 +193,10 @@ def main() -> None:
                 f"publish -> client: p50 {pick(0.5):.0f} ms, p95 {pick(0.95):.0f} ms, "
                 f"p99 {pick(0.99):.0f} ms, max {latencies[-1]:.0f} ms"
             )
+        print(
+            f"ASGI server CPU {server_cpu:.1f} s over the run "
+            f"({server_cpu / max(1, len(latencies)) * 1e6:.0f} us per event sent)"
+        )
         print(
             f"ASGI server RSS: start {memory[0]:.0f} MB, peak {max(memory):.0f} MB, "
             f"end {memory[-1]:.0f} MB; load {os.getloadavg()[0]:.2f} after"
