@@ -160,6 +160,8 @@ KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 2, minimum=0)
 
 # --- Pipeline ----------------------------------------------------------------------------------
 PIPELINE_GROUP_ID = env_str("PIPELINE_GROUP_ID", "eventhub-pipeline")
+# A batch takes what has arrived, up to this many messages, without waiting for more; the
+# consumer waits at most the timeout for the first one (then checks its lag and stop signal).
 PIPELINE_BATCH_SIZE = env_int("PIPELINE_BATCH_SIZE", 2000, minimum=1)
 PIPELINE_BATCH_TIMEOUT_MS = env_int("PIPELINE_BATCH_TIMEOUT_MS", 200, minimum=1)
 # Longest a fetch waits at the broker when there is nothing new (librdkafka's

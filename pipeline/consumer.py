@@ -89,7 +89,7 @@ class PipelineConsumer:
         idle_since = None
         try:
             while not self._stopping.is_set():
-                messages = self.consumer.consume(self.batch_size, timeout=self.batch_timeout)
+                messages = self._next_batch()
                 usable = [m for m in messages if not self._is_error(m)]
                 self.lag.observe(fetched=len(usable))
                 if not usable:
@@ -134,6 +134,15 @@ class PipelineConsumer:
             self.consumer.close()
             mirror_pool.shutdown()
         return processed
+
+    def _next_batch(self) -> list[Message]:
+        """Wait up to the batch timeout for a message, then take what else has arrived (up to
+        the batch size) without waiting for more: a batch is as large as the backlog, and an
+        event that comes alone is processed at once."""
+        messages = self.consumer.consume(1, timeout=self.batch_timeout)
+        if messages and self.batch_size > 1:
+            messages += self.consumer.consume(self.batch_size - 1, timeout=0)
+        return messages
 
     def _process(self, messages: list[Message], pool: ThreadPoolExecutor) -> BatchResult:
         """One batch; a failure that is not an outage is retried once (a subscription may have
