@@ -173,8 +173,13 @@ def main() -> None:
             if i % int(args.rate) == 0:
                 memory.append(rss_mb(server.pid))
         kafka.get_publisher().flush(10)
+        clients_cpu = 0.0
         while client_process.poll() is None:
             memory.append(rss_mb(server.pid))
+            try:
+                clients_cpu = processes.cpu_seconds(client_process.pid)
+            except OSError:
+                pass
             time.sleep(1)
         server_cpu = processes.cpu_seconds(server.pid) - server_cpu
         received = json.loads(result.read_text())
@@ -195,7 +200,8 @@ def main() -> None:
             )
         print(
             f"ASGI server CPU {server_cpu:.1f} s over the run "
-            f"({server_cpu / max(1, len(latencies)) * 1e6:.0f} us per event sent)"
+            f"({server_cpu / max(1, len(latencies)) * 1e6:.0f} us per event sent); the clients' "
+            f"process {clients_cpu:.1f} s"
         )
         print(
             f"ASGI server RSS: start {memory[0]:.0f} MB, peak {max(memory):.0f} MB, "

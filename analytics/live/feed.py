@@ -186,9 +186,12 @@ class _Follower:
         if self.failure is not None:
             raise self.failure
         try:
-            change = await asyncio.wait_for(self.queue.get(), 1.0)
-        except TimeoutError:
-            return None
+            change = self.queue.get_nowait()  # the common case under load: no timer, no task
+        except asyncio.QueueEmpty:
+            try:
+                change = await asyncio.wait_for(self.queue.get(), 1.0)
+            except TimeoutError:
+                return None
         if change is None:
             raise self.failure
         return change
