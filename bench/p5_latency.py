@@ -45,7 +45,7 @@ from core import kafka, mongo  # noqa: E402
 from core.redis import get_redis  # noqa: E402
 from events.models import EventType  # noqa: E402
 from events.registry import registry  # noqa: E402
-from events.services import events_publish  # noqa: E402
+from events.services import Door, events_publish  # noqa: E402
 from subscriptions.models import Subscriber, Subscription  # noqa: E402
 from subscriptions.services import subscription_add_secret  # noqa: E402
 from webhooks.models import Delivery  # noqa: E402
@@ -137,7 +137,7 @@ def publish_steadily(type_name: str, run: str, endpoints: int, rate: float, dura
             "data": {"n": i % endpoints, "amount": i, "sent_at": time.time()},
         }
         sent[envelope["id"]] = envelope["data"]["sent_at"]
-        events_publish(envelopes=[envelope], wait=False, request_id=f"bench-{run}")
+        events_publish(envelopes=[envelope], wait=False, door=Door.REST, request_id=f"bench-{run}")
     kafka.get_publisher().flush(10)
     return total, time.perf_counter() - started, max_lag * 1000, sent
 

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -21,6 +28,7 @@ from confluent_kafka.admin import (
     ConfigResource,
     NewPartitions,
     NewTopic,
+    OffsetSpec,
 )
 from django.conf import settings
 
@@ -267,3 +275,57 @@ def topic_retention_ms(name: str, *, timeout: float = 10.0) -> int:
 def partition_counts(names: list[str], *, timeout: float = 10.0) -> dict[str, int]:
     topics = get_admin().list_topics(timeout=timeout).topics
     return {name: len(topics[name].partitions) for name in names if name in topics}
+
+
+@dataclass(frozen=True)
+class PartitionOffsets:
+    """Where a consumer group stands on one partition, as the broker reports it now:
+    ``committed`` is -1 when the group has committed nothing there."""
+
+    partition: int
+    low: int
+    high: int
+    committed: int
+
+    @property
+    def lag(self) -> int:
+        """Messages past the group's committed offset (all of them when nothing is
+        committed: reading starts at the low watermark)."""
+        start = self.committed if self.committed >= 0 else self.low
+        return max(0, self.high - start)
+
+
+def group_offsets(group: str, topic: str, *, timeout: float = 5.0) -> list[PartitionOffsets]:
+    """The group's committed offset and the watermarks of each partition of ``topic``, from
+    the admin API (no consumer joins the group). Raises ``KafkaException`` when the broker
+    does not answer or the topic does not exist."""
+    admin = get_admin()
+    metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        reason = metadata.error if metadata is not None else "unknown topic"
+        raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, str(reason)))
+    partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+    request = [ConsumerGroupTopicPartitions(group, partitions)]
+    committed_future = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group]
+    latest = admin.list_offsets(
+        {tp: OffsetSpec.latest() for tp in partitions}, request_timeout=timeout
+    )
+    earliest = admin.list_offsets(
+        {tp: OffsetSpec.earliest() for tp in partitions}, request_timeout=timeout
+    )
+    committed = {
+        tp.partition: tp.offset
+        for tp in committed_future.result(timeout=timeout).topic_partitions
+        if tp.error is None
+    }
+    highs = {tp.partition: f.result(timeout=timeout).offset for tp, f in latest.items()}
+    lows = {tp.partition: f.result(timeout=timeout).offset for tp, f in earliest.items()}
+    return [
+        PartitionOffsets(
+            partition=tp.partition,
+            low=lows[tp.partition],
+            high=highs[tp.partition],
+            committed=max(-1, committed.get(tp.partition, -1)),
+        )
+        for tp in partitions
+    ]

@@ -13,6 +13,8 @@ from django.conf import settings
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel, MongoClient
 from pymongo.database import Database
 
+from core.metrics import MongoCommands
+
 _lock = threading.Lock()
 _client: MongoClient | None = None
 
@@ -31,6 +33,7 @@ def get_client() -> MongoClient:
                 connectTimeoutMS=settings.MONGO_TIMEOUT_MS,
                 tz_aware=True,
                 appname="eventhub",
+                event_listeners=[MongoCommands()],
             )
         return _client
 

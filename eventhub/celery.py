@@ -38,6 +38,6 @@ def _serve_metrics(**kwargs) -> None:
     from django.conf import settings
 
     if settings.WORKER_METRICS_PORT:
-        from prometheus_client import start_http_server
+        from core.metrics import serve_metrics
 
-        start_http_server(settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_HOST)
+        serve_metrics(settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_HOST)

@@ -4,6 +4,7 @@ import graphene
 
 import analytics.graphql
 import events.graphql
+import pipeline.graphql
 import subscriptions.graphql
 import webhooks.graphql
 
@@ -13,6 +14,7 @@ class Query(
     subscriptions.graphql.Query,
     webhooks.graphql.Query,
     analytics.graphql.Query,
+    pipeline.graphql.Query,
     graphene.ObjectType,
 ):
     pass

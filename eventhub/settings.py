@@ -54,6 +54,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # the request id (X-Request-ID) of every log line and answer; http_requests_total
+    "eventhub.middleware.RequestObservation",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,6 +136,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 # the pipeline worker 9101 and the webhook worker 9102.
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
 WORKER_METRICS_HOST = env_str("WORKER_METRICS_HOST", "127.0.0.1")
+# Workers hand logging to Django's LOGGING below (JSON lines), not to Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- MongoDB -----------------------------------------------------------------------------------
 MONGO_URL = env_str("MONGO_URL", "mongodb://127.0.0.1:27017/?replicaSet=rs0")
@@ -220,6 +224,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES
 # --- gRPC ----------------------------------------------------------------------------------------
 GRPC_HOST = env_str("GRPC_HOST", "127.0.0.1")
 GRPC_PORT = env_int("GRPC_PORT", 50051, minimum=0)
+# The gRPC server's own /metrics (0: off); `make up` gives it 9103.
+GRPC_METRICS_PORT = env_int("GRPC_METRICS_PORT", 0, minimum=0)
 
 # --- GraphQL -----------------------------------------------------------------------------------
 GRAPHENE = {"SCHEMA": "eventhub.schema.schema"}
@@ -309,10 +315,44 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# --- Observability -----------------------------------------------------------------------------
+# The process's name in logs, metrics (service_uptime_seconds) and traces; `make up` names
+# each process (eventhub-web, eventhub-worker, eventhub-webhooks, eventhub-beat, eventhub-grpc).
+SERVICE_NAME = env_str("SERVICE_NAME", "eventhub")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# OpenTelemetry traces (core.tracing), exported over OTLP/gRPC; off: no-op spans, no cost.
+OTEL_ENABLED = env_bool("OTEL_ENABLED", False)
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+# Plain-text gRPC to the collector (a local collector or sidecar); false: TLS.
+OTEL_EXPORTER_OTLP_INSECURE = env_bool("OTEL_EXPORTER_OTLP_INSECURE", True)
+# json: one JSON object a line, with the request id and trace id (production); plain: text.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or plain")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {"correlation": {"()": "core.correlation.CorrelationFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "[request_id=%(request_id)s trace_id=%(trace_id)s] %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["correlation"],
+        },
+        # errors_total{component}: every record at ERROR or above
+        "errors": {"()": "core.metrics.ErrorCounter"},
+    },
+    "root": {"handlers": ["console", "errors"], "level": LOG_LEVEL},
 }

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from eventhub import health
+from eventhub import health, metrics
 from eventhub.graphql import EventHubGraphQLView
 
 handler404 = "core.problems.handler404"
@@ -21,7 +21,7 @@ urlpatterns = [
     path("health/<str:name>", health.dependency, name="health-dependency"),
     path("admin/", admin.site.urls),
     path("graphql", EventHubGraphQLView.as_view(), name="graphql"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/v1/auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/v1/", include("events.api.urls")),
@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/v1/", include("subscriptions.api.urls")),
     path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/", include("analytics.api.urls")),
+    path("api/v1/", include("pipeline.api.urls")),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import graphene
@@ -16,7 +15,14 @@ from core.graphql import error
 from events.envelope import EnvelopeError, from_document
 from events.models import EventType
 from events.selectors import EventAmbiguous, EventFilters, event_get, events_list
-from events.services import EventInvalid, PublishStatus, events_publish
+from events.services import (
+    Door,
+    EventInvalid,
+    PublishStatus,
+    RejectReason,
+    events_publish,
+    events_rejected,
+)
 
 
 class EventTypeNode(DjangoObjectType):
@@ -152,8 +158,9 @@ class PublishEvent(graphene.Mutation):
         try:
             envelope = from_document(document, default_source=f"eventhub:{principal_id(user)}")
         except EnvelopeError as exc:
+            events_rejected(RejectReason.UNREADABLE)
             raise EventInvalid("The event cannot be read.", extra={"errors": exc.errors}) from exc
-        (outcome,) = events_publish(envelopes=[envelope], wait=True, request_id=uuid.uuid4().hex)
+        (outcome,) = events_publish(envelopes=[envelope], wait=True, door=Door.GRAPHQL)
         if outcome.status == PublishStatus.INVALID:
             raise EventInvalid(extra={"errors": outcome.errors})
         return PublishEvent(id=outcome.id, status=PublishStatus.ACCEPTED.value)

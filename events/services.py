@@ -22,8 +22,12 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Counter
 
-from core import kafka
+from core import kafka, tracing
+from core.correlation import current_request_id, new_request_id
 from core.problems import DependencyUnavailable, ProblemError
 from core.redis import get_redis
 from events.envelope import kafka_headers, partition_key
@@ -46,6 +50,30 @@ class EventInvalid(ProblemError):
 
 class BrokerUnavailable(DependencyUnavailable):
     default_detail = "The event broker is unavailable; nothing was published. Try again shortly."
+
+
+class Door(StrEnum):
+    """Where an event came in (``events_ingested_total{door}``)."""
+
+    REST = "rest"
+    GRAPHQL = "graphql"
+    GRPC = "grpc"
+
+
+class RejectReason(StrEnum):
+    """Why an event was refused (``events_rejected_total{reason}``)."""
+
+    UNREADABLE = "unreadable"  # not an event in any accepted form
+    UNKNOWN_TYPE = "unknown_type"
+    DISABLED_TYPE = "disabled_type"
+    INVALID = "invalid"  # its data fails the type's schema, or cannot be stored
+    BROKER = "broker"  # the broker did not take it (the producer may send it again)
+
+
+EVENTS_INGESTED = Counter(
+    "events_ingested_total", "Events accepted for the events topic", ["type", "door"]
+)
+EVENTS_REJECTED = Counter("events_rejected_total", "Events refused at ingest", ["reason"])
 
 
 class PublishStatus(StrEnum):
@@ -76,6 +104,7 @@ class PublishOutcome:
     errors: list[dict[str, str]] = field(default_factory=list)
     partition: int | None = None
     offset: int | None = None
+    reason: RejectReason | None = None  # why it was refused (invalid, failed)
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": self.status.value, "id": self.id}
@@ -101,13 +130,27 @@ def event_validate(
     metadata must be storable (``events.storable``) and the data must satisfy the type's
     schema. ``lookup`` finds the type instead of ``registry.get`` (the pipeline looks each type
     up once a batch)."""
-    compiled = (lookup or registry.get)(envelope["type"])
+    return _refusal(envelope, lookup or registry.get)[1]
+
+
+def _refusal(
+    envelope: dict[str, Any], lookup: Callable[[str], CompiledType | None]
+) -> tuple[RejectReason | None, list[dict[str, str]]]:
+    compiled = lookup(envelope["type"])
     if compiled is None:
-        return [{"pointer": "/type", "detail": f"unknown event type {envelope['type']!r}"}]
+        detail = f"unknown event type {envelope['type']!r}"
+        return RejectReason.UNKNOWN_TYPE, [{"pointer": "/type", "detail": detail}]
     if not compiled.enabled:
-        return [{"pointer": "/type", "detail": f"event type {envelope['type']!r} is disabled"}]
+        detail = f"event type {envelope['type']!r} is disabled"
+        return RejectReason.DISABLED_TYPE, [{"pointer": "/type", "detail": detail}]
     # what no schema can make storable (beyond 64 bits, NUL in keys, NaN, too deep)
-    return envelope_problems(envelope) or compiled.errors(envelope.get("data"))
+    errors = envelope_problems(envelope) or compiled.errors(envelope.get("data"))
+    return (RejectReason.INVALID if errors else None), errors
+
+
+def events_rejected(reason: RejectReason, count: int = 1) -> None:
+    """Count events refused before they reach the ingest service (unreadable forms)."""
+    EVENTS_REJECTED.labels(reason).inc(count)
 
 
 def encode(envelope: dict[str, Any]) -> bytes:
@@ -127,20 +170,48 @@ def _spool(topic: str, value: bytes, key: bytes | None, headers, reason: str) ->
 
 
 def events_publish(
-    *, envelopes: list[dict[str, Any]], wait: bool, request_id: str
+    *,
+    envelopes: list[dict[str, Any]],
+    wait: bool,
+    door: Door,
+    request_id: str | None = None,
 ) -> list[PublishOutcome]:
     """Validate, de-duplicate and publish ``envelopes``; one outcome per envelope, in order.
+    ``request_id`` (by default the current request's) goes into the messages' headers.
 
     Raises ``BrokerUnavailable`` when the broker took none of the valid new events, and
     ``DependencyUnavailable`` when Redis cannot be reached.
     """
+    with tracing.tracer.start_as_current_span(
+        "ingest", attributes={"eventhub.door": door.value, "eventhub.events": len(envelopes)}
+    ):
+        outcomes = _publish(
+            envelopes, wait=wait, request_id=request_id or current_request_id() or new_request_id()
+        )
+    rejected: dict[RejectReason, int] = {}
+    for envelope, outcome in zip(envelopes, outcomes, strict=True):
+        if outcome.status == PublishStatus.ACCEPTED:
+            EVENTS_INGESTED.labels(envelope["type"], door.value).inc()
+        elif outcome.reason is not None:
+            rejected[outcome.reason] = rejected.get(outcome.reason, 0) + 1
+    for reason, count in rejected.items():
+        EVENTS_REJECTED.labels(reason.value).inc(count)
+    return outcomes
+
+
+def _publish(
+    envelopes: list[dict[str, Any]], *, wait: bool, request_id: str
+) -> list[PublishOutcome]:
     outcomes: list[PublishOutcome] = []
     candidates: list[int] = []
     for index, envelope in enumerate(envelopes):
-        errors = event_validate(envelope)
+        reason, errors = _refusal(envelope, registry.get)
         outcomes.append(
             PublishOutcome(
-                PublishStatus.INVALID if errors else PublishStatus.NEW, envelope["id"], errors
+                PublishStatus.INVALID if errors else PublishStatus.NEW,
+                envelope["id"],
+                errors,
+                reason=reason,
             )
         )
         if not errors:
@@ -160,15 +231,19 @@ def events_publish(
     publisher = kafka.get_publisher()
     topic = settings.KAFKA_TOPIC_EVENTS
     futures = {}
+    spans = _EventSpans(topic) if tracing.enabled() else None
     for index in claimed:
         envelope = envelopes[index]
         key = partition_key(envelope)
+        headers = kafka_headers(envelope, request_id)
+        if spans is not None:
+            headers.append((tracing.TRACEPARENT, spans.start(index, envelope).encode()))
         try:
             futures[index] = publisher.publish(
                 topic,
                 encode(envelope),
                 key=key.encode() if key else None,
-                headers=kafka_headers(envelope, request_id),
+                headers=headers,
                 on_failure=None if wait else _spool,
             )
         except kafka.PublishError as exc:
@@ -189,6 +264,10 @@ def events_publish(
             outcomes[index].status = PublishStatus.ACCEPTED
 
     failed = [index for index in claimed if outcomes[index].status == PublishStatus.FAILED]
+    for index in failed:
+        outcomes[index].reason = RejectReason.BROKER
+    if spans is not None:
+        spans.end(outcomes)
     if failed:
         # Forget the claims so the producer can simply send the same events again.
         redis.delete(*[_idempotency_key(envelopes[index]) for index in failed])
@@ -201,6 +280,49 @@ def events_publish(
             pipe.set(_idempotency_key(envelopes[index]), b"done", ex=window)
         pipe.execute()
     return outcomes
+
+
+class _EventSpans:
+    """``persist_event`` and its ``produce`` child for each event published (tracing on):
+    the producer span's context goes into the message's ``traceparent`` header, and both end
+    with the event's outcome (after the broker's acknowledgement when publishing waits)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.spans: dict[int, tuple[Any, Any]] = {}
+
+    def start(self, index: int, envelope: dict[str, Any]) -> str:
+        persist = tracing.tracer.start_span(
+            "persist_event",
+            attributes={
+                "eventhub.event.type": envelope["type"],
+                "cloudevents.event_id": envelope["id"],
+            },
+        )
+        produce = tracing.tracer.start_span(
+            "produce",
+            context=trace.set_span_in_context(persist),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self.topic,
+            },
+        )
+        self.spans[index] = (persist, produce)
+        return tracing.traceparent_of(produce)
+
+    def end(self, outcomes: list[PublishOutcome]) -> None:
+        for index, (persist, produce) in self.spans.items():
+            outcome = outcomes[index]
+            if outcome.partition is not None:
+                produce.set_attribute("messaging.destination.partition.id", str(outcome.partition))
+            if outcome.status == PublishStatus.FAILED:
+                detail = outcome.errors[0]["detail"] if outcome.errors else "failed"
+                for span in (produce, persist):
+                    span.set_status(Status(StatusCode.ERROR, detail))
+            produce.end()
+            persist.end()
 
 
 def events_republish_spooled(*, limit: int = 1000) -> int:

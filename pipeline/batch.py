@@ -14,10 +14,11 @@ from bson.raw_bson import RawBSONDocument
 from confluent_kafka import Message
 from django.conf import settings
 from django.db import transaction
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from prometheus_client import Counter
 
 from analytics.rollups import rollups_count_batch, stored_from
-from core import kafka, mongo
+from core import kafka, mongo, tracing
 from core.documents import event_document
 from core.identity import EventKey, document_key, envelope_key
 from events.envelope import partition_key
@@ -35,7 +36,7 @@ from webhooks.services.queueing import deliveries_enqueue_on_commit
 logger = logging.getLogger(__name__)
 
 
-EVENTS_CONSUMED = Counter("pipeline_events_total", "Events mirrored and routed by the pipeline")
+EVENTS_PROCESSED = Counter("events_processed_total", "Events mirrored and routed by the pipeline")
 EVENTS_QUARANTINED = Counter("pipeline_quarantined_total", "Messages sent to quarantine")
 DELIVERIES_CREATED = Counter("pipeline_deliveries_total", "Delivery rows written (new or not)")
 
@@ -70,10 +71,18 @@ class BatchWork:
     messages to quarantine whatever they hold (by ``coordinates``), with the reason."""
 
     def __init__(
-        self, configuration: Configuration, refused: dict[tuple[str, int, int], str] | None = None
+        self,
+        configuration: Configuration,
+        refused: dict[tuple[str, int, int], str] | None = None,
+        batch_span: Span | None = None,
     ) -> None:
         self.configuration = configuration
         self.refused = refused or {}
+        # tracing on: each event's consume span (a child of its producer's), whose context
+        # its deliveries keep as their traceparent
+        self.batch_span = batch_span
+        self.spans: list[Span] = []
+        self.traceparents: dict[EventKey, str] = {}
         self.types = registry.current()
         self.received_at = datetime.now(tz=UTC)
         self.expiry: dict[int, datetime] = {}  # retention days -> expires_at, one per batch
@@ -126,21 +135,60 @@ class BatchWork:
                 continue
             documents.append(document)
             self.encoded.append(encoded)
-            self.envelopes[document_key(document)] = envelope
+            key = document_key(document)
+            self.envelopes[key] = envelope
+            if self.batch_span is not None:
+                self.traceparents[key] = self._consume_span(message, envelope)
         self.documents += documents
         return documents
+
+    def _consume_span(self, message: Message, envelope: dict[str, Any]) -> str:
+        span = tracing.tracer.start_span(
+            "consume",
+            context=tracing.context_from_headers(message.headers()),
+            kind=SpanKind.CONSUMER,
+            links=[Link(self.batch_span.get_span_context())],
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": message.topic(),
+                "messaging.destination.partition.id": str(message.partition()),
+                "messaging.kafka.offset": message.offset(),
+                "cloudevents.event_id": envelope["id"],
+                "eventhub.event.type": envelope["type"],
+            },
+        )
+        self.spans.append(span)
+        return tracing.traceparent_of(span)
+
+    def end_spans(self, failure: BaseException | None) -> None:
+        for span in self.spans:
+            if failure is not None:
+                span.set_status(Status(StatusCode.ERROR, f"{type(failure).__name__}"))
+            span.end()
 
     def route(self, documents: list[dict[str, Any]]) -> list[tuple]:
         """The deliveries of the documents, to subscriptions and by rules (whose matches and
         publications are gathered)."""
         match = self.configuration.routes.match
-        deliveries = [
-            delivery_row(document, route.subscription_id, None, route.held)
-            for document in documents
-            for route in match(document)
-        ]
-        for firing in self.configuration.rules.evaluate(documents):
-            deliveries += self._fire(firing)
+        traceparents = self.traceparents
+        with tracing.tracer.start_as_current_span(
+            "route", attributes={"eventhub.events": len(documents)}
+        ) as span:
+            deliveries = [
+                delivery_row(
+                    document,
+                    route.subscription_id,
+                    None,
+                    route.held,
+                    traceparents.get(document_key(document), "") if traceparents else "",
+                )
+                for document in documents
+                for route in match(document)
+            ]
+            for firing in self.configuration.rules.evaluate(documents):
+                deliveries += self._fire(firing)
+            span.set_attribute("eventhub.deliveries", len(deliveries))
         self.deliveries += len(deliveries)
         return deliveries
 
@@ -163,6 +211,7 @@ class BatchWork:
                         subscription_id,
                         firing.rule,
                         state != Subscription.State.ACTIVE,
+                        self.traceparents.get(document_key(firing.document), ""),
                     )
                 )
             elif kind == Rule.ActionType.NOTIFY:
@@ -200,8 +249,35 @@ def process_batch(
     """Steps 1-4 for a batch of messages (offsets are the caller's), a chunk at a time. With
     ``mirror_pool``, the MongoDB inserts run on its threads while the batch goes on. Messages
     named in ``refused`` are quarantined with their reason."""
+    if not tracing.enabled():
+        return _process_batch(messages, configuration, mirror_pool, refused, None)
+    with tracing.tracer.start_as_current_span(
+        "process_batch", attributes={"eventhub.messages": len(messages)}
+    ) as span:
+        return _process_batch(messages, configuration, mirror_pool, refused, span)
+
+
+def _process_batch(
+    messages: list[Message],
+    configuration: Configuration,
+    mirror_pool: ThreadPoolExecutor | None,
+    refused: dict[tuple[str, int, int], str] | None,
+    batch_span: Span | None,
+) -> BatchResult:
     configuration.refresh()
-    work = BatchWork(configuration, refused)
+    work = BatchWork(configuration, refused, batch_span)
+    try:
+        result = _run(messages, work, mirror_pool)
+    except BaseException as exc:
+        work.end_spans(exc)
+        raise
+    work.end_spans(None)
+    return result
+
+
+def _run(
+    messages: list[Message], work: BatchWork, mirror_pool: ThreadPoolExecutor | None
+) -> BatchResult:
     mirroring = Mirroring(mirror_pool)
     try:
         # deliveries and matches in one transaction; a replay conflicts and adds nothing
@@ -257,7 +333,7 @@ def process_batch(
         matches=len(work.matches),
         mirrored=[document_key(d) for d in work.documents],
     )
-    EVENTS_CONSUMED.inc(result.events)
+    EVENTS_PROCESSED.inc(result.events)
     EVENTS_QUARANTINED.inc(result.quarantined)
     DELIVERIES_CREATED.inc(result.deliveries)
     return result

@@ -19,6 +19,7 @@ from pipeline.batch import MIRROR_THREADS, BatchResult, Configuration, process_b
 from pipeline.decoding import coordinates
 from pipeline.lag import LagWatch
 from pipeline.outages import is_outage
+from pipeline.stats import PipelineStats
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class PipelineConsumer:
         self.first_batch_at: float | None = None  # for throughput figures (after the join)
         self.consumer: Consumer | None = None
         self.lag: LagWatch | None = None
+        self.stats = PipelineStats()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -81,7 +83,7 @@ class PipelineConsumer:
         self.consumer.subscribe(
             [settings.KAFKA_TOPIC_EVENTS], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        self.lag = LagWatch(self.consumer)
+        self.lag = LagWatch(self.consumer, stats=self.stats)
         mirror_pool = ThreadPoolExecutor(
             max_workers=MIRROR_THREADS, thread_name_prefix="pipeline-mirror"
         )
@@ -107,11 +109,13 @@ class PipelineConsumer:
                 if self.first_batch_at is None:
                     self.first_batch_at = idle_since
                 close_old_connections()
+                started = time.perf_counter()
                 try:
                     result = self._process(usable, mirror_pool)
                 except Exception as exc:  # noqa: BLE001 - logged, with the trace unless an outage
                     # a dependency failed (MongoDB, PostgreSQL, Redis, the broker): nothing
                     # was committed, so rewind to the batch's start and try it again later
+                    self.stats.failure(exc)
                     failures += 1
                     pause = min(30.0, 0.5 * 2**failures)
                     logger.error(
@@ -126,6 +130,12 @@ class PipelineConsumer:
                     continue
                 failures = 0
                 self.consumer.commit(offsets=next_offsets(usable), asynchronous=False)
+                self.stats.batch(
+                    events=result.events,
+                    quarantined=result.quarantined,
+                    deliveries=result.deliveries,
+                    seconds=time.perf_counter() - started,
+                )
                 processed += result.events + result.quarantined
                 if max_events is not None and processed >= max_events:
                     break

@@ -3,6 +3,7 @@ key, a chunk at a time on threads of its own while the batch goes on."""
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any
@@ -11,7 +12,7 @@ import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo.errors import BulkWriteError
 
-from core import mongo
+from core import mongo, tracing
 from core.identity import EventKey, document_key
 
 DUPLICATE_KEY = 11000
@@ -27,6 +28,13 @@ def mirror(documents: list[dict[str, Any] | RawBSONDocument]) -> list[int]:
     (which may be routed meanwhile, on another thread) nor makes one per document in Python;
     MongoDB gives each stored document its ``_id``, an ObjectId as ever. Returns the
     positions of the documents MongoDB already held."""
+    with tracing.tracer.start_as_current_span(
+        "mirror", attributes={"eventhub.events": len(documents)}
+    ):
+        return _insert_if_absent(documents)
+
+
+def _insert_if_absent(documents: list[dict[str, Any] | RawBSONDocument]) -> list[int]:
     events = mongo.get_db()[mongo.EVENTS]
     options = events.codec_options
     try:
@@ -72,7 +80,8 @@ class Mirroring:
         if self._pool is None:
             future.set_result(mirror(encoded))
         else:
-            future = self._pool.submit(mirror, encoded)
+            # in the batch's context, so that the mirror span is the batch's child
+            future = self._pool.submit(contextvars.copy_context().run, mirror, encoded)
         self._futures.append((future, documents))
 
     def wait(self) -> None:

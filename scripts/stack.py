@@ -58,8 +58,9 @@ def processes() -> dict[str, list[str]]:
             "2",
             "--threads",
             "4",
-            "--access-logfile",
-            "-",
+            # JSON logs, and the metrics of exited workers let go (multiprocess mode)
+            "--config",
+            "python:eventhub.gunicorn",
         ],
         # the live streams (SSE, the events WebSocket, GraphQL subscriptions): one event loop
         "asgi": [
@@ -117,26 +118,42 @@ def processes() -> dict[str, list[str]]:
     }
 
 
-# Each Celery worker serves its own Prometheus metrics (the web's /metrics cannot see them).
+# Each Celery worker and the gRPC server serve their own Prometheus metrics (the web's
+# /metrics cannot see them): (the variable naming the port, its default, what the process reads)
 METRICS_PORTS = {
-    "worker": ("PIPELINE_METRICS_PORT", 9101),
-    "webhooks": ("WEBHOOK_METRICS_PORT", 9102),
+    "worker": ("PIPELINE_METRICS_PORT", 9101, "WORKER_METRICS_PORT"),
+    "webhooks": ("WEBHOOK_METRICS_PORT", 9102, "WORKER_METRICS_PORT"),
+    "grpc": ("GRPC_METRICS_PORT", 9103, "GRPC_METRICS_PORT"),
 }
+# the web's gunicorn workers share their metrics through files here (multiprocess mode)
+WEB_METRICS_DIR = RUN / "web-metrics"
 
 
 def metrics_port(name: str) -> int | None:
     if name not in METRICS_PORTS:
         return None
-    variable, default = METRICS_PORTS[name]
+    variable, default, _ = METRICS_PORTS[name]
     return int(os.environ.get(variable) or default)
 
 
 def process_env(name: str) -> dict[str, str]:
-    env = dict(os.environ)
+    """The process's environment: its name in logs, metrics and traces (``eventhub-<name>``)
+    and where its metrics go."""
+    env = {**os.environ, "SERVICE_NAME": f"eventhub-{name}"}
     port = metrics_port(name)
     if port:
-        env["WORKER_METRICS_PORT"] = str(port)
+        env[METRICS_PORTS[name][2]] = str(port)
+    if name == "web":
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(WEB_METRICS_DIR)
     return env
+
+
+def fresh_metrics_dir() -> None:
+    """An empty folder for the web's metrics: files of an earlier run would count twice."""
+    if WEB_METRICS_DIR.exists():
+        for stale in WEB_METRICS_DIR.glob("*.db"):
+            stale.unlink()
+    WEB_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def grpc_port() -> int:
@@ -164,6 +181,8 @@ def start() -> int:
             print(f"{name:<7} running (pid {pid})")
             continue
         port = PORTS.get(name)
+        if name == "web":
+            fresh_metrics_dir()
         if port and port_open("127.0.0.1", port()):
             print(
                 f"{name:<7} FAILED: port {port()} is taken by another program; "

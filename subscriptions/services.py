@@ -10,11 +10,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from prometheus_client import Counter
 
 from accounts.services import audit_log_record
 from core.problems import ProblemError
 from core.signing import generate_secret
 from subscriptions.models import SigningSecret, Subscriber, Subscription
+
+SUBSCRIPTIONS_DISABLED = Counter(
+    "subscriptions_disabled_total",
+    "Subscriptions disabled: by a 410 Gone, the circuit breaker or an operator",
+)
 
 
 def subscription_add_secret(*, subscription: Subscription) -> str:
@@ -65,6 +71,8 @@ def subscription_set_state(
         subscription.pause(reason)
     else:
         subscription.disable(reason)
+        if previous != Subscription.State.DISABLED:
+            SUBSCRIPTIONS_DISABLED.inc()
     audit_log_record(
         actor=actor,
         action=f"subscription.{state}",

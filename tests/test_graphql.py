@@ -54,6 +54,8 @@ OPERATIONS = {
         {},
         "reader",
     ),
+    "pipelineLag": ("{ pipelineLag { lag } }", {}, "reader"),
+    "pipelineStats": ("{ pipelineStats { eventsPerSecond lastBatch { at } } }", {}, "reader"),
     "publishEvent": (
         PUBLISH,
         {"input": {"type": "payment.failed", "data": {"amount": 1, "currency": "EUR"}}},

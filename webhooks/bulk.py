@@ -26,13 +26,14 @@ DELIVERY_LOAD_COLUMNS = (
     "rule_id",
     "partition_key",
     "status",
+    "traceparent",
 )
 _COLUMNS = ", ".join(DELIVERY_LOAD_COLUMNS)
 LOAD_TABLE = """
     CREATE TEMP TABLE IF NOT EXISTS pipeline_delivery_load (
         event_id varchar(1024), event_source varchar(1024), event_type varchar(200),
         subscription_id bigint,
-        rule_id bigint, partition_key varchar(255), status varchar(10)
+        rule_id bigint, partition_key varchar(255), status varchar(10), traceparent varchar(55)
     ) ON COMMIT DELETE ROWS;
     SET CONSTRAINTS ALL IMMEDIATE
 """
@@ -111,9 +112,14 @@ class DeliveryWriter:
 
 
 def delivery_row(
-    document: dict[str, Any], subscription_id: int, rule: Rule | None, held: bool
+    document: dict[str, Any],
+    subscription_id: int,
+    rule: Rule | None,
+    held: bool,
+    traceparent: str = "",
 ) -> tuple:
-    """A delivery row in ``DELIVERY_LOAD_COLUMNS`` order (plain tuples: thousands per batch)."""
+    """A delivery row in ``DELIVERY_LOAD_COLUMNS`` order (plain tuples: thousands per batch);
+    ``traceparent`` names the event's consume span when tracing is on."""
     return (
         document["event_id"],
         document["source"],
@@ -122,4 +128,5 @@ def delivery_row(
         rule.pk if rule is not None else None,
         (document.get("partition_key") or "")[:255],
         HELD if held else PENDING,
+        traceparent,
     )

@@ -63,6 +63,9 @@ class Delivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     is_test = models.BooleanField(default=False)
+    # the W3C trace context of the event's consume span (tracing on): each attempt's span is
+    # its child, and the receiver gets the attempt's as its traceparent header
+    traceparent = models.CharField(max_length=55, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.resolver import ThreadedResolver
 from django.conf import settings
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from core import ssrf
+from core import ssrf, tracing
 from webhooks.models import ErrorClass
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class OutboundRequest:
     body: bytes
     headers: dict[str, str]
     timeout: float
+    traceparent: str = ""  # the parent of the attempt's span (tracing on)
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,35 @@ class Sender:
 
     async def _send(self, request: OutboundRequest) -> Outcome:
         async with self._gate(request.url), self._in_flight:
-            return await self._post(request)
+            if not tracing.enabled():
+                return await self._post(request)
+            return await self._traced_post(request)
+
+    async def _traced_post(self, request: OutboundRequest) -> Outcome:
+        """The attempt in a ``delivery_attempt`` span, a child of the event's trace; the
+        receiver gets the span's context as ``traceparent`` (not signed: it is not part of
+        what Standard Webhooks signs)."""
+        with tracing.tracer.start_as_current_span(
+            "delivery_attempt",
+            context=tracing.context_from_traceparent(request.traceparent),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                # the host only: a webhook URL's path and query may hold a credential
+                "server.address": urlsplit(request.url).hostname or "",
+                "eventhub.delivery.attempt": request.attempt,
+                "eventhub.webhook_id": request.headers.get("webhook-id", ""),
+            },
+        ) as span:
+            headers = {**request.headers, tracing.TRACEPARENT: tracing.traceparent_of(span)}
+            outcome = await self._post(replace(request, headers=headers))
+            if outcome.status is not None:
+                span.set_attribute("http.response.status_code", outcome.status)
+            if not outcome.succeeded:
+                span.set_status(Status(StatusCode.ERROR, outcome.error or str(outcome.status)))
+                if outcome.error_class:
+                    span.set_attribute("error.type", outcome.error_class)
+            return outcome
 
     async def _post(self, request: OutboundRequest) -> Outcome:
         started = time.monotonic()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +19,7 @@ from accounts.permissions import IsReader, IsWriter, ReadOrAdmin
 from accounts.throttling import PublishRateThrottle, ReadRateThrottle
 from core import strict_json
 from core.api import problems
+from core.correlation import current_request_id, new_request_id
 from core.documents import document_to_event
 from core.problems import PayloadTooLarge, ProblemError
 from core.redis import get_redis
@@ -38,10 +38,13 @@ from events.models import EventType
 from events.registry import registry
 from events.selectors import EventFilters, event_get, events_list, events_search
 from events.services import (
+    Door,
     EventInvalid,
     PublishOutcome,
     PublishStatus,
+    RejectReason,
     events_publish,
+    events_rejected,
     outcomes_tally,
 )
 
@@ -57,7 +60,8 @@ class IdempotencyKeyReused(ProblemError):
 
 
 def request_id(request: Request) -> str:
-    return request.headers.get("X-Request-ID") or uuid.uuid4().hex
+    """The request's id (``X-Request-ID``, or the one the middleware made up)."""
+    return current_request_id() or new_request_id()
 
 
 def default_source(request: Request) -> str:
@@ -96,6 +100,7 @@ def read_single(request: Request, body: bytes) -> dict[str, Any]:
             )
         return from_document(parse_json(body), default_source=source)
     except EnvelopeError as exc:
+        events_rejected(RejectReason.UNREADABLE)
         raise EventInvalid("The event cannot be read.", extra={"errors": exc.errors}) from exc
 
 
@@ -200,7 +205,7 @@ class EventsView(APIView):
             return replayed
         rid = request_id(request)
         envelope = read_single(request, body)
-        (outcome,) = events_publish(envelopes=[envelope], wait=wait, request_id=rid)
+        (outcome,) = events_publish(envelopes=[envelope], wait=wait, door=Door.REST, request_id=rid)
         return idempotency.store(single_response(outcome, rid))
 
     @extend_schema(
@@ -303,10 +308,19 @@ class EventBatchView(APIView):
                 outcomes.append(None)
             except EnvelopeError as exc:
                 given = item.get("id") if isinstance(item, dict) else None
-                outcomes.append(PublishOutcome(PublishStatus.INVALID, given, exc.errors))
+                outcomes.append(
+                    PublishOutcome(
+                        PublishStatus.INVALID, given, exc.errors, reason=RejectReason.UNREADABLE
+                    )
+                )
+        unreadable = len(outcomes) - len(positions)
+        if unreadable:
+            events_rejected(RejectReason.UNREADABLE, unreadable)
         wait = request.query_params.get("mode") != "async"
         for index, outcome in zip(
-            positions, events_publish(envelopes=envelopes, wait=wait, request_id=rid), strict=True
+            positions,
+            events_publish(envelopes=envelopes, wait=wait, door=Door.REST, request_id=rid),
+            strict=True,
         ):
             outcomes[index] = outcome
         done = [o for o in outcomes if o is not None]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -21,13 +20,22 @@ from rest_framework import exceptions
 
 from accounts.authentication import has_role, principal_id, user_from_headers
 from core import strict_json
+from core.correlation import given_request_id, request_context
 from core.documents import document_to_event
 from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable, detail_text
 from events.envelope import EnvelopeError, from_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
 from events.selectors import EventFilters, InvalidCursor, events_list
-from events.services import PublishOutcome, PublishStatus, events_publish, outcomes_tally
+from events.services import (
+    Door,
+    PublishOutcome,
+    PublishStatus,
+    RejectReason,
+    events_publish,
+    events_rejected,
+    outcomes_tally,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +133,7 @@ def parse(events: list[pb.Event], user) -> list[tuple[dict | None, PublishOutcom
         try:
             parsed.append((from_document(proto_document(event), default_source=source), None))
         except EnvelopeError as exc:
+            events_rejected(RejectReason.UNREADABLE)
             parsed.append(
                 (None, PublishOutcome(PublishStatus.INVALID, event.id or None, exc.errors))
             )
@@ -136,9 +145,7 @@ def publish(events: list[pb.Event], user, *, wait: bool = True) -> list[PublishO
     parsed = parse(events, user)
     envelopes = [envelope for envelope, _ in parsed if envelope is not None]
     published = iter(
-        events_publish(envelopes=envelopes, wait=wait, request_id=uuid.uuid4().hex)
-        if envelopes
-        else []
+        events_publish(envelopes=envelopes, wait=wait, door=Door.GRPC) if envelopes else []
     )
     return [outcome if outcome is not None else next(published) for _, outcome in parsed]
 
@@ -149,9 +156,11 @@ def guarded(minimum: str):
     def decorate(handler):
         def wrapper(self, request, context):
             close_old_connections()
+            metadata = dict(context.invocation_metadata() or ())
             try:
-                user = authenticate(context, minimum)
-                return handler(self, request, context, user)
+                with request_context(given_request_id(metadata.get("x-request-id"))):
+                    user = authenticate(context, minimum)
+                    return handler(self, request, context, user)
             except Refused as exc:
                 _abort(context, exc)
             except DependencyUnavailable as exc:

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from django.conf import settings
 
 from core import kafka, mongo
-from events.services import BrokerUnavailable, events_publish
+from events.services import BrokerUnavailable, Door, events_publish
 from pipeline.consumer import PipelineConsumer
 from tests.events.factories import EventTypeFactory
 from tests.helpers import pipeline_env
@@ -113,7 +113,9 @@ def publish(count: int, tag: str) -> list[str]:
             }
             for i in range(start, min(count, start + 50))
         ]
-        outcomes = events_publish(envelopes=envelopes, wait=True, request_id="restart")
+        outcomes = events_publish(
+            envelopes=envelopes, wait=True, door=Door.REST, request_id="restart"
+        )
         accepted += [o.id for o in outcomes if o.status == "accepted"]
     return accepted
 
@@ -175,6 +177,7 @@ def test_a_broker_killed_mid_stream_loses_no_accepted_event(broker, mongo_db, db
                 }
             ],
             wait=True,
+            door=Door.REST,
             request_id="restart",
         )
 

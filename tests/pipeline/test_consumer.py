@@ -17,7 +17,7 @@ from django.conf import settings
 
 from core import kafka, mongo
 from events.registry import registry
-from events.services import encode, events_publish
+from events.services import Door, encode, events_publish
 from pipeline.consumer import PipelineConsumer
 from rules.models import RuleMatch
 from tests.events.factories import EventTypeFactory
@@ -59,7 +59,7 @@ def publish(*events: dict) -> list[str]:
         }
         for event in events
     ]
-    outcomes = events_publish(envelopes=envelopes, wait=True, request_id="test")
+    outcomes = events_publish(envelopes=envelopes, wait=True, door=Door.REST, request_id="test")
     assert [o.status for o in outcomes] == ["accepted"] * len(envelopes), outcomes
     return [e["id"] for e in envelopes]
 

@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 
 from core import kafka
-from pipeline.lag import CONSUMER_LAG, STALLED, LagWatch
+from pipeline.lag import LagWatch, gauges
 
 
 @pytest.fixture
@@ -58,7 +58,8 @@ def test_lag_is_what_the_broker_holds_past_the_position(topic, consumer):
     report = watch.check()
     assert report.lag == 60  # nothing fetched nor committed: all of it is behind
     assert report.partitions == {f"{topic}[0]": 30, f"{topic}[1]": 30}
-    assert CONSUMER_LAG.labels(topic, "0")._value.get() == 30
+    assert gauges().partition.labels(topic, "0")._value.get() == 30
+    assert gauges().total._value.get() == 60
 
     assert drain(consumer, 60) == 60
     watch.observe(fetched=60)
@@ -84,7 +85,7 @@ def test_a_consumer_behind_that_fetches_nothing_reports_a_stall(
         report = watch.observe(fetched=len(consumer.consume(100, timeout=0.1)))
     assert report.stalled and report.lag == 20
     assert "pipeline stalled: 20 message(s) behind" in caplog.text
-    assert STALLED._value.get() == 1
+    assert gauges().stalled._value.get() == 1
     health = client.get("/health/pipeline")
     assert health.status_code == 503
     assert health["Retry-After"]

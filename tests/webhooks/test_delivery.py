@@ -127,6 +127,34 @@ def test_it_retries_on_500_then_succeeds_with_the_same_webhook_id(
     assert subscription.consecutive_failures == 0 and subscription.success_rate == 0.5
 
 
+def test_attempts_are_counted_by_outcome_and_error_class(receiver, store_event, dlq_topic):
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    counted = {
+        ("deliveries_total", "outcome", "retrying"): 1,
+        ("deliveries_total", "outcome", "succeeded"): 1,
+        ("deliveries_total", "outcome", "dead"): 1,
+        ("delivery_attempts_total", "error_class", "http_5xx"): 1,
+        ("delivery_attempts_total", "error_class", "http_4xx"): 1,
+        ("delivery_attempts_total", "error_class", "none"): 1,
+    }
+    before = {key: value(key[0], **{key[1]: key[2]}) for key in counted}
+    disabled = value("subscriptions_disabled_total")
+    durations = value("delivery_duration_seconds_count")
+    subscription, _ = subscribed(receiver.url())
+    receiver.reply("/hook", Reply(503), Reply(200), Reply(410))
+    for _ in range(3):
+        deliveries_send(ids=[pending(subscription, store_event()).pk])
+
+    after = {key: value(key[0], **{key[1]: key[2]}) for key in counted}
+    assert {key: after[key] - before[key] for key in counted} == counted
+    assert value("subscriptions_disabled_total") == disabled + 1  # by the 410
+    assert value("delivery_duration_seconds_count") == durations + 3
+
+
 def test_a_timeout_is_recorded_and_retried(receiver, store_event):
     subscription, _ = subscribed(receiver.url(), timeout_seconds=1)
     receiver.reply("/hook", Reply(200, delay=3))

@@ -20,7 +20,7 @@ from core import kafka, mongo
 from core.documents import event_document
 from eventhub.celery import app as celery_app
 from events.registry import registry
-from events.services import events_publish
+from events.services import Door, events_publish
 from pipeline.consumer import PipelineConsumer
 from subscriptions.services import subscription_add_secret
 from tests.events.factories import EventTypeFactory
@@ -125,7 +125,7 @@ def test_published_events_reach_the_endpoint_through_the_worker(
         }
         for i in range(30)
     ]
-    outcomes = events_publish(envelopes=envelopes, wait=True, request_id="test")
+    outcomes = events_publish(envelopes=envelopes, wait=True, door=Door.REST, request_id="test")
     assert {o.status for o in outcomes} == {"accepted"}
 
     PipelineConsumer(batch_timeout_ms=100).run(max_events=30, idle_exit_seconds=15)
@@ -139,7 +139,7 @@ def test_published_events_reach_the_endpoint_through_the_worker(
     # the worker's own metrics endpoint counts what it sent
     with urllib.request.urlopen(f"http://127.0.0.1:{free_port}/metrics", timeout=5) as response:
         metrics = response.read().decode()
-    assert 'webhook_attempts_total{outcome="success"} 30.0' in metrics
+    assert 'deliveries_total{outcome="succeeded"} 30.0' in metrics
 
 
 def test_a_delivery_whose_worker_was_killed_mid_request_is_sent_again(

@@ -17,6 +17,7 @@ class Claimed:
     partition_key: str
     attempt: int  # this attempt's number
     retry_index: int  # attempts since the last operator retry or replay
+    traceparent: str = ""  # the event's consume span (tracing on)
 
     @property
     def event_key(self) -> EventKey:

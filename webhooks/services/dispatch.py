@@ -68,7 +68,7 @@ def _claim(ids: list[int], now: datetime, lease_until: datetime) -> list[Claimed
                     AND p.status IN (%s, %s, %s, %s)))
             RETURNING d.id, d.event_id, d.event_source, d.subscription_id, d.partition_key,
                 d.attempts,
-                d.attempts - d.attempts_before_replay
+                d.attempts - d.attempts_before_replay, d.traceparent
             """,
             [
                 Status.IN_FLIGHT,
@@ -168,7 +168,17 @@ def deliveries_send(*, ids: list[int], background: bool = False) -> int:
             secrets=subscription.valid_secrets(now),
         )
         sendable.append(
-            (item, OutboundRequest(subscription.url, body, headers, subscription.timeout_seconds))
+            (
+                item,
+                OutboundRequest(
+                    subscription.url,
+                    body,
+                    headers,
+                    subscription.timeout_seconds,
+                    traceparent=item.traceparent,
+                    attempt=item.attempt,
+                ),
+            )
         )
     requests = [request for _, request in sendable]
     if not background:

@@ -34,16 +34,22 @@ logger = logging.getLogger(__name__)
 Status = Delivery.Status
 
 
+# outcome: what the attempt made of the delivery (succeeded, retrying, dead)
+DELIVERIES = Counter(
+    "deliveries_total",
+    "What each attempt made of its delivery, and deliveries that died without one",
+    ["outcome"],
+)
+# error_class: an ErrorClass value, or "none" for an answer in 2xx
 DELIVERY_ATTEMPTS = Counter(
-    "webhook_attempts_total", "Webhook requests made", ["outcome"]
-)  # outcome: success, retry, dead
-
-
+    "delivery_attempts_total", "Webhook requests made, by error class", ["error_class"]
+)
 DELIVERY_DURATION = Histogram(
-    "webhook_attempt_seconds",
+    "delivery_duration_seconds",
     "Duration of webhook requests",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+NO_ERROR = "none"
 
 
 class RowUpdate(NamedTuple):
@@ -165,10 +171,11 @@ def record_outcomes(
         subscription = subscriptions[item.subscription_id]
         attempts.append(attempt_row(item.id, item.attempt, subscription, request.headers, outcome))
         DELIVERY_DURATION.observe(outcome.duration_ms / 1000)
+        DELIVERY_ATTEMPTS.labels(backoff.error_class_of(outcome) or NO_ERROR).inc()
         health[item.subscription_id].append(outcome)
         if outcome.succeeded:
             rows.append(RowUpdate(item.id, Status.SUCCEEDED, None, outcome.status, "", now))
-            DELIVERY_ATTEMPTS.labels(outcome="success").inc()
+            DELIVERIES.labels(Status.SUCCEEDED.value).inc()
             if subscription.ordered:
                 finished_ordered.append(item)
             continue
@@ -183,16 +190,17 @@ def record_outcomes(
         if delay is not None:
             due = now + timedelta(seconds=delay)
             rows.append(RowUpdate(item.id, Status.RETRYING, due, outcome.status, error))
-            DELIVERY_ATTEMPTS.labels(outcome="retry").inc()
+            DELIVERIES.labels(Status.RETRYING.value).inc()
         else:
             rows.append(RowUpdate(item.id, Status.DEAD, None, outcome.status, error))
             dead.append((item, error, outcome.status))
-            DELIVERY_ATTEMPTS.labels(outcome="dead").inc()
+            DELIVERIES.labels(Status.DEAD.value).inc()
             if subscription.ordered:
                 finished_ordered.append(item)
     for item in missing:
         error = "the event is no longer stored (its retention ended)"
         rows.append(RowUpdate(item.id, Status.DEAD, error=error))
+        DELIVERIES.labels(Status.DEAD.value).inc()
         dead.append((item, error, None))
 
     with transaction.atomic():

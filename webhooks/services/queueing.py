@@ -65,7 +65,11 @@ def deliveries_sweep(*, limit: int = 5000) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {TABLE} d SET status = %s, next_attempt_at = %s
+            UPDATE {TABLE} d SET status = %s, next_attempt_at = %s,
+                -- a retry or a lapsed claim becomes pending now; a pending row queued again
+                -- keeps its time, so that the age of what waits (webhooks.backlog) shows
+                -- a task that keeps getting lost
+                updated_at = CASE WHEN d.status = %s THEN d.updated_at ELSE %s END
             WHERE d.id IN (
                 SELECT id FROM {TABLE}
                 WHERE status IN (%s, %s, %s) AND next_attempt_at <= %s
@@ -76,6 +80,8 @@ def deliveries_sweep(*, limit: int = 5000) -> int:
             [
                 Status.PENDING,
                 now + lease(),
+                Status.PENDING,
+                now,
                 Status.PENDING,
                 Status.RETRYING,
                 Status.IN_FLIGHT,

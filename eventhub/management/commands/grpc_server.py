@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from analytics.grpc_api.server import add_to_server
+from core.metrics import serve_metrics
 from events.grpc_api.server import build_server
 
 
@@ -22,6 +23,11 @@ class Command(BaseCommand):
         server, bound = build_server(f"{host}:{port}", others=(add_to_server,))
         server.start()
         self.stdout.write(f"gRPC EventService, AnalyticsService, MetricsService on {host}:{bound}")
+        if settings.GRPC_METRICS_PORT:
+            serve_metrics(settings.GRPC_METRICS_PORT, settings.WORKER_METRICS_HOST)
+            self.stdout.write(
+                f"metrics on {settings.WORKER_METRICS_HOST}:{settings.GRPC_METRICS_PORT}"
+            )
         stopped = threading.Event()
 
         def stop(signum, frame):

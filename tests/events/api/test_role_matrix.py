@@ -22,6 +22,8 @@ ENDPOINTS = [
     ("post", "/api/v1/event-types", NEW_TYPE, "admin"),
     ("patch", "/api/v1/event-types/payment.failed", {"description": "x"}, "admin"),
     ("get", "/api/v1/rules", None, "reader"),
+    ("get", "/api/v1/pipeline/lag", None, "reader"),
+    ("get", "/api/v1/pipeline/stats", None, "reader"),
     (
         "post",
         "/api/v1/rules",
