@@ -27,6 +27,9 @@ ERRORS = Counter(
     "Log records at ERROR or above, by component (the top package of the logger's name)",
     ["component"],
 )
+# EventHub's own components start at 0, so that a rate is there before the first error
+for _component in ("eventhub", "events", "pipeline", "webhooks", "subscriptions", "rules", "core"):
+    ERRORS.labels(_component)
 MONGO_OPS = Counter("mongo_ops_total", "MongoDB commands that succeeded, by command", ["op"])
 
 

@@ -355,4 +355,6 @@ LOGGING = {
         "errors": {"()": "core.metrics.ErrorCounter"},
     },
     "root": {"handlers": ["console", "errors"], "level": LOG_LEVEL},
+    # Django's own loggers go through the root's handlers too, not its plain console
+    "loggers": {"django": {"handlers": [], "level": LOG_LEVEL, "propagate": True}},
 }

@@ -624,6 +624,23 @@ class Kafka(Service):
         )
 
 
+# Tools the test suite runs, with the Debian package that carries them.
+TOOLS = {"promtool": "prometheus"}
+
+
+def ensure_tools() -> None:
+    """Install the Debian packages of missing tools (as root); say what to do otherwise."""
+    for command, package in TOOLS.items():
+        if shutil.which(command):
+            continue
+        try:
+            apt_install(package)
+        except ServiceError as exc:
+            say("tools", f"{command} missing: {exc}")
+            continue
+        say("tools", f"{command} installed (Debian package {package})")
+
+
 SERVICES: dict[str, type[Service]] = {
     "postgres": Postgres,
     "redis": Redis,
@@ -644,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
     failed = False
+    if args.action == "start" and not args.names:
+        ensure_tools()
     # Stop in reverse order of start.
     for name in reversed(names) if args.action == "stop" else names:
         service = SERVICES[name]()

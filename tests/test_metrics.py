@@ -154,3 +154,14 @@ def test_a_task_lost_again_and_again_keeps_its_age(client, db, django_capture_on
     assert (now - lost.updated_at).total_seconds() >= 600  # kept
     assert abs((retry.updated_at - timezone.now()).total_seconds()) < 5  # pending from now
     assert 600 <= scrape(client)[("delivery_oldest_due_age_seconds", ())] < 660
+
+
+def test_dependencies_are_up_and_one_that_stops_answering_is_down(client, settings, free_port):
+    samples = scrape(client)
+    for name in ("postgres", "redis", "kafka", "mongodb"):
+        assert samples[("dependency_up", (("dependency", name),))] == 1, name
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port}/0"
+    settings.HEALTH_CHECK_TIMEOUT = 0.5
+    samples = scrape(client)
+    assert samples[("dependency_up", (("dependency", "redis"),))] == 0
+    assert samples[("dependency_up", (("dependency", "kafka"),))] == 1
