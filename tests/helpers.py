@@ -174,3 +174,86 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- a real OTLP endpoint -----------------------------------------------------------------
+
+
+@dataclass
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    kind: int
+    attributes: dict
+    links: list[str]
+
+
+class OtlpReceiver:
+    """An OTLP/gRPC trace receiver on loopback, built on OpenTelemetry's own protocol
+    definitions (opentelemetry-proto): the exporters of the processes under test send it
+    what they would send a collector."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import (
+            trace_service_pb2,
+            trace_service_pb2_grpc,
+        )
+
+        self.spans: list[ReceivedSpan] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):  # noqa: N802 - the protocol's naming
+                receiver._take(request)
+                return trace_service_pb2.ExportTraceServiceResponse()
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _take(self, request) -> None:
+        def value(any_value):
+            return (
+                getattr(any_value, any_value.WhichOneof("value"))
+                if any_value.WhichOneof("value")
+                else None
+            )
+
+        found = []
+        for resource_spans in request.resource_spans:
+            resource = {a.key: value(a.value) for a in resource_spans.resource.attributes}
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    found.append(
+                        ReceivedSpan(
+                            service=resource.get("service.name", ""),
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            kind=span.kind,
+                            attributes={a.key: value(a.value) for a in span.attributes},
+                            links=[link.span_id.hex() for link in span.links],
+                        )
+                    )
+        with self.lock:
+            self.spans.extend(found)
+
+    def of_trace(self, trace_id: str) -> list[ReceivedSpan]:
+        with self.lock:
+            return [s for s in self.spans if s.trace_id == trace_id]
+
+    def close(self) -> None:
+        self.server.stop(grace=1)

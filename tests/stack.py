@@ -123,6 +123,9 @@ class Stack:
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")[-3000:]
 
+    def log_lines(self, name: str) -> list[str]:
+        return (self.workdir / f"{name}.log").read_text(errors="replace").splitlines()
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
