@@ -1,10 +1,11 @@
-"""What ties a log line to the request and the trace it belongs to.
+"""What ties a log line to the request and the trace it belongs to, and the shape of the line.
 
 The request id is the caller's ``X-Request-ID`` (or one made up for the request): the web's
 middleware, the gRPC server and the pipeline (from the message's ``x-request-id`` header) set
 it for the work they do. The trace id and span id are OpenTelemetry's current span's, when
 tracing is on. ``CorrelationFilter`` puts both on every log record, so every JSON line of
-every process carries ``request_id``, ``trace_id`` and ``service``.
+every process carries ``request_id``, ``trace_id`` and ``service``. ``logging_config`` is the
+one logging configuration: the settings' ``LOGGING`` and gunicorn's own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from django.conf import settings
 from opentelemetry import trace
@@ -72,3 +74,37 @@ class CorrelationFilter(logging.Filter):
         record.request_id = _request_id.get()
         record.trace_id, record.span_id = current_trace_ids()
         return True
+
+
+def logging_config(
+    log_format: str, level: str, *, loggers: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` dict: the root logger writes ``log_format`` lines
+    (``json`` or ``plain``) on stderr, with the correlation fields, and counts errors in
+    ``errors_total`` (``core.metrics.ErrorCounter``)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"correlation": {"()": "core.correlation.CorrelationFilter"}},
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            },
+            "plain": {
+                "format": "%(asctime)s %(levelname)s %(name)s "
+                "[request_id=%(request_id)s trace_id=%(trace_id)s] %(message)s"
+            },
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["correlation"],
+            },
+            "errors": {"()": "core.metrics.ErrorCounter"},
+        },
+        "root": {"handlers": ["console", "errors"], "level": level},
+        "loggers": loggers or {},
+    }

@@ -8,33 +8,15 @@ import os
 
 from prometheus_client import multiprocess
 
-_FORMAT = os.environ.get("LOG_FORMAT") or "json"
+from core.correlation import logging_config
 
 # requests are logged by the application (eventhub.middleware), with their request id
 accesslog = None
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "core.correlation.CorrelationFilter"}},
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": _FORMAT if _FORMAT in ("json", "plain") else "json",
-            "filters": ["correlation"],
-        }
-    },
-    "loggers": {
-        "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
-    },
-}
+logconfig_dict = logging_config(
+    os.environ.get("LOG_FORMAT") or "json",
+    os.environ.get("LOG_LEVEL") or "INFO",
+    loggers={"gunicorn.error": {"handlers": [], "propagate": True}},
+)
 
 
 def child_exit(server, worker) -> None:

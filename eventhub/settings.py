@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from core.correlation import logging_config
 from core.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -330,31 +331,9 @@ LOG_FORMAT = env_str("LOG_FORMAT", "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or plain")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "core.correlation.CorrelationFilter"}},
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s "
-            "[request_id=%(request_id)s trace_id=%(trace_id)s] %(message)s"
-        },
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["correlation"],
-        },
-        # errors_total{component}: every record at ERROR or above
-        "errors": {"()": "core.metrics.ErrorCounter"},
-    },
-    "root": {"handlers": ["console", "errors"], "level": LOG_LEVEL},
+LOGGING = logging_config(
+    LOG_FORMAT,
+    LOG_LEVEL,
     # Django's own loggers go through the root's handlers too, not its plain console
-    "loggers": {"django": {"handlers": [], "level": LOG_LEVEL, "propagate": True}},
-}
+    loggers={"django": {"handlers": [], "level": LOG_LEVEL, "propagate": True}},
+)

@@ -182,27 +182,42 @@ def events_publish(
     Raises ``BrokerUnavailable`` when the broker took none of the valid new events, and
     ``DependencyUnavailable`` when Redis cannot be reached.
     """
-    with tracing.tracer.start_as_current_span(
-        "ingest", attributes={"eventhub.door": door.value, "eventhub.events": len(envelopes)}
-    ):
-        outcomes = _publish(
-            envelopes, wait=wait, request_id=request_id or current_request_id() or new_request_id()
-        )
+    outcomes: list[PublishOutcome] = []
+    try:
+        with tracing.tracer.start_as_current_span(
+            "ingest", attributes={"eventhub.door": door.value, "eventhub.events": len(envelopes)}
+        ):
+            _publish(
+                envelopes,
+                outcomes,
+                wait=wait,
+                request_id=request_id or current_request_id() or new_request_id(),
+            )
+    finally:
+        # counted whatever happened, a broker that took none of them included
+        _count(envelopes, outcomes, door)
+    return outcomes
+
+
+def _count(envelopes: list[dict[str, Any]], outcomes: list[PublishOutcome], door: Door) -> None:
     rejected: dict[RejectReason, int] = {}
-    for envelope, outcome in zip(envelopes, outcomes, strict=True):
+    for envelope, outcome in zip(envelopes, outcomes, strict=False):
         if outcome.status == PublishStatus.ACCEPTED:
             EVENTS_INGESTED.labels(envelope["type"], door.value).inc()
         elif outcome.reason is not None:
             rejected[outcome.reason] = rejected.get(outcome.reason, 0) + 1
     for reason, count in rejected.items():
         EVENTS_REJECTED.labels(reason.value).inc(count)
-    return outcomes
 
 
 def _publish(
-    envelopes: list[dict[str, Any]], *, wait: bool, request_id: str
-) -> list[PublishOutcome]:
-    outcomes: list[PublishOutcome] = []
+    envelopes: list[dict[str, Any]],
+    outcomes: list[PublishOutcome],
+    *,
+    wait: bool,
+    request_id: str,
+) -> None:
+    """Fill ``outcomes``, one per envelope, in order."""
     candidates: list[int] = []
     for index, envelope in enumerate(envelopes):
         reason, errors = _refusal(envelope, registry.get)
@@ -217,7 +232,7 @@ def _publish(
         if not errors:
             candidates.append(index)
     if not candidates:
-        return outcomes
+        return
 
     redis = get_redis()
     window = settings.IDEMPOTENCY_WINDOW_SECONDS
@@ -279,7 +294,6 @@ def _publish(
         for index in done:
             pipe.set(_idempotency_key(envelopes[index]), b"done", ex=window)
         pipe.execute()
-    return outcomes
 
 
 class _EventSpans:

@@ -176,3 +176,29 @@ def clean_redis():
 
     cache.clear()
     yield client
+
+
+@pytest.fixture
+def stack_scene(settings, unique_name, clean_redis, mongo_db):
+    """For a test of the running stack (``tests.stack``): a topic and consumer group of the
+    test's own, the ``order.created`` type (``data.n`` required), a subscription of
+    ``order.*`` to a real receiver, and a writer key."""
+    from accounts.services import api_key_create
+    from events.registry import registry
+    from subscriptions.services import subscription_add_secret
+    from tests.events.factories import EventTypeFactory
+    from tests.helpers import Receiver
+    from tests.stack import Scene
+    from tests.subscriptions.factories import SubscriptionFactory
+
+    settings.KAFKA_TOPIC_EVENTS = f"{unique_name}.events"
+    settings.PIPELINE_GROUP_ID = f"{unique_name}-pipeline"
+    kafka.ensure_topics([kafka.TopicSpec(settings.KAFKA_TOPIC_EVENTS, 2)])
+    EventTypeFactory(name="order.created", schema={"type": "object", "required": ["n"]})
+    registry.invalidate()
+    hook = Receiver()
+    subscription = SubscriptionFactory(url=hook.url(), event_types=["order.*"])
+    subscription_add_secret(subscription=subscription)
+    yield Scene(hook=hook, key=api_key_create(name="stack test", role="writer")[1])
+    hook.close()
+    registry.invalidate()

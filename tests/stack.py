@@ -5,6 +5,7 @@ real Prometheus scraping it, traces reaching a real OTLP endpoint)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers import pipeline_env
+from tests.helpers import Receiver, pipeline_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -136,3 +137,37 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+@dataclass
+class Scene:
+    """What a test of the running stack publishes through: a writer key, and a real webhook
+    receiver subscribed to ``order.*``."""
+
+    hook: Receiver
+    key: str
+
+    def publish(self, stack: Stack, data: dict, **headers: str) -> int:
+        """POST one ``order.created`` event (CloudEvents JSON) to the stack's web; the status."""
+        body = {
+            "id": str(uuid.uuid4()),
+            "source": "/stack",
+            "specversion": "1.0",
+            "type": "order.created",
+            "data": data,
+        }
+        request = urllib.request.Request(
+            f"{stack.url}/api/v1/events",
+            data=json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/cloudevents+json",
+                "X-API-Key": self.key,
+                **headers,
+            },
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code

@@ -165,3 +165,13 @@ def test_dependencies_are_up_and_one_that_stops_answering_is_down(client, settin
     samples = scrape(client)
     assert samples[("dependency_up", (("dependency", "redis"),))] == 0
     assert samples[("dependency_up", (("dependency", "kafka"),))] == 1
+
+
+def test_events_the_broker_does_not_take_are_counted(
+    client, credentials, settings, free_port, fresh_kafka_clients
+):
+    settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{free_port}"
+    settings.KAFKA_MESSAGE_TIMEOUT_MS = 500
+    before = value("events_rejected_total", reason="broker")
+    assert publish(client, credentials, EVENT) == 503
+    assert value("events_rejected_total", reason="broker") == before + 1

@@ -8,36 +8,18 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import urllib.request
-import uuid
 
 import pytest
 
-from accounts.services import api_key_create
-from core import kafka, tracing
-from events.registry import registry
-from subscriptions.services import subscription_add_secret
-from tests.events.factories import EventTypeFactory
-from tests.helpers import OtlpReceiver, Receiver
+from core import tracing
+from tests.helpers import OtlpReceiver
 from tests.stack import Stack
-from tests.subscriptions.factories import SubscriptionFactory
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # OTLP span kinds
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_trace_runs_from_the_request_through_kafka_to_the_webhook(
-    tmp_path, settings, clean_redis, mongo_db, unique_name
-):
-    settings.KAFKA_TOPIC_EVENTS = f"{unique_name}.events"
-    settings.PIPELINE_GROUP_ID = f"{unique_name}-pipeline"
-    kafka.ensure_topics([kafka.TopicSpec(settings.KAFKA_TOPIC_EVENTS, 2)])
-    EventTypeFactory(name="order.created", schema={"type": "object"})
-    registry.invalidate()
-    hook = Receiver()
-    subscription = SubscriptionFactory(url=hook.url(), event_types=["order.*"])
-    subscription_add_secret(subscription=subscription)
-    key = api_key_create(name="tracing test", role="writer")[1]
+def test_one_trace_runs_from_the_request_through_kafka_to_the_webhook(tmp_path, stack_scene):
     otlp = OtlpReceiver()
     stack = Stack(
         tmp_path,
@@ -50,27 +32,13 @@ def test_one_trace_runs_from_the_request_through_kafka_to_the_webhook(
     try:
         # the producer is traced already: its context is the parent of the whole trace
         trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
-        request = urllib.request.Request(
-            f"{stack.url}/api/v1/events",
-            data=json.dumps(
-                {
-                    "id": str(uuid.uuid4()),
-                    "source": "/tracing",
-                    "specversion": "1.0",
-                    "type": "order.created",
-                    "data": {"n": 1},
-                }
-            ).encode(),
-            headers={
-                "Content-Type": "application/cloudevents+json",
-                "X-API-Key": key,
-                "X-Request-ID": "trace-test-1",
-                "traceparent": f"00-{trace_id}-{parent_id}-01",
-            },
-            method="POST",
+        status = stack_scene.publish(
+            stack,
+            {"n": 1},
+            **{"X-Request-ID": "trace-test-1", "traceparent": f"00-{trace_id}-{parent_id}-01"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 202
+        assert status == 202
+        hook = stack_scene.hook
         (delivered,) = hook.wait_for(1, timeout=30) or [None]
         assert delivered is not None, stack.log("webhooks")
         version, received_trace, received_parent, flags = delivered.headers["traceparent"].split(
@@ -140,8 +108,6 @@ def test_one_trace_runs_from_the_request_through_kafka_to_the_webhook(
     finally:
         stack.stop()
         otlp.close()
-        hook.close()
-        registry.invalidate()
 
 
 def test_off_nothing_is_traced_and_no_traceparent_is_made(settings):

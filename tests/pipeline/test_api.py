@@ -12,29 +12,13 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 
-from core import kafka
 from events.registry import registry
 from pipeline.consumer import PipelineConsumer
 from pipeline.lag import LagWatch
 from tests.events.factories import EventTypeFactory
+from tests.pipeline.test_lag import produce
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def topic(settings, unique_name, clean_redis):
-    settings.KAFKA_TOPIC_EVENTS = f"{unique_name}.events"
-    settings.PIPELINE_GROUP_ID = f"{unique_name}-pipeline"
-    kafka.ensure_topics([kafka.TopicSpec(settings.KAFKA_TOPIC_EVENTS, 2)])
-    return settings.KAFKA_TOPIC_EVENTS
-
-
-def produce(topic: str, per_partition: int, value: bytes = b"{}") -> None:
-    producer = Producer({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
-    for partition in (0, 1):
-        for i in range(per_partition):
-            producer.produce(topic, value=value, key=str(i).encode(), partition=partition)
-    assert producer.flush(10) == 0
 
 
 def group_consumer() -> Consumer:

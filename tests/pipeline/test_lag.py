@@ -9,16 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
 
-from core import kafka
 from pipeline.lag import LagWatch, gauges
-
-
-@pytest.fixture
-def topic(settings, unique_name, clean_redis):
-    settings.KAFKA_TOPIC_EVENTS = f"{unique_name}.events"
-    settings.PIPELINE_GROUP_ID = f"{unique_name}-pipeline"
-    kafka.ensure_topics([kafka.TopicSpec(settings.KAFKA_TOPIC_EVENTS, 2)])
-    return settings.KAFKA_TOPIC_EVENTS
 
 
 def produce(topic: str, per_partition: int) -> None:
