@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from django.conf import settings
@@ -46,11 +46,20 @@ def current_request_id() -> str | None:
 def request_context(request_id: str | None) -> Iterator[str]:
     """Within the block, logs carry ``request_id`` (a new one when None is given)."""
     request_id = request_id or new_request_id()
-    token = _request_id.set(request_id)
+    token = bind_request_id(request_id)
     try:
         yield request_id
     finally:
-        _request_id.reset(token)
+        unbind_request_id(token)
+
+
+def bind_request_id(request_id: str) -> Token:
+    """From now on in this context, logs carry ``request_id`` (undo with the token)."""
+    return _request_id.set(request_id)
+
+
+def unbind_request_id(token: Token) -> None:
+    _request_id.reset(token)
 
 
 def current_trace_ids() -> tuple[str | None, str | None]:

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_postrun, task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventhub.settings")
 
@@ -41,3 +41,20 @@ def _serve_metrics(**kwargs) -> None:
         from core.metrics import serve_metrics
 
         serve_metrics(settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_HOST)
+
+
+@task_prerun.connect
+def _task_request_id(task_id: str, task, **kwargs) -> None:
+    """A task's log lines carry its task id as their request id (Flower shows the same)."""
+    from core.correlation import bind_request_id
+
+    task.request.eventhub_request_token = bind_request_id(task_id)
+
+
+@task_postrun.connect
+def _task_request_id_done(task_id: str, task, **kwargs) -> None:
+    from core.correlation import unbind_request_id
+
+    token = getattr(task.request, "eventhub_request_token", None)
+    if token is not None:
+        unbind_request_id(token)

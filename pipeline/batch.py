@@ -19,6 +19,7 @@ from prometheus_client import Counter
 
 from analytics.rollups import rollups_count_batch, stored_from
 from core import kafka, mongo, tracing
+from core.correlation import given_request_id, request_context
 from core.documents import event_document
 from core.identity import EventKey, document_key, envelope_key
 from events.envelope import partition_key
@@ -316,13 +317,15 @@ def _run(
                 headers=quarantine_headers(message, reason),
             )
         )
-        logger.warning(
-            "quarantined %s[%s]@%s: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
-        )
+        # the line carries the request id of the request that published the message
+        with request_context(given_request_id(dict(message.headers() or ()).get("x-request-id"))):
+            logger.warning(
+                "quarantined %s[%s]@%s: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                reason,
+            )
     for future in futures:
         future.result(settings.KAFKA_MESSAGE_TIMEOUT_MS / 1000 + 2)
 

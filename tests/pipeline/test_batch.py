@@ -333,3 +333,30 @@ def test_outages_are_told_from_content(error, outage):
         "IntegrityError": IntegrityError("x"),
     }
     assert outages.is_outage(errors[error]) is outage
+
+
+def test_a_quarantine_line_carries_the_publishing_request_id(payments, mongo_db, queued):
+    import logging
+
+    from core.correlation import current_request_id
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), current_request_id()))
+
+    class Headed(StandIn):
+        def headers(self) -> list:
+            return [("x-request-id", b"req-from-shop")]
+
+    handler = Seen()
+    logging.getLogger("pipeline.batch").addHandler(handler)
+    try:
+        result = batches.process_batch([Headed(b"{not json", 0)], batches.Configuration())
+    finally:
+        logging.getLogger("pipeline.batch").removeHandler(handler)
+    assert result.quarantined == 1
+    ((message, request_id),) = [s for s in seen if s[0].startswith("quarantined")]
+    assert request_id == "req-from-shop"
+    assert current_request_id() is None  # only for that line
