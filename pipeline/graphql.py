@@ -51,6 +51,22 @@ class PipelineError(graphene.ObjectType):
     error = graphene.String(required=True)
 
 
+class ConsumerStats(graphene.ObjectType):
+    member = graphene.String(required=True)
+    started_at = graphene.DateTime(required=True)
+    events_per_second = graphene.Float(required=True)
+    events = graphene.BigInt(required=True)
+    quarantined = graphene.BigInt(required=True)
+    deliveries = graphene.BigInt(required=True)
+    batches = graphene.BigInt(required=True)
+    batches_last_minute = graphene.Int(required=True)
+    failures = graphene.BigInt(required=True)
+    batch_ms_mean = graphene.Float()
+    batch_ms_max = graphene.Float()
+    last_batch = graphene.Field(PipelineBatch)
+    last_error = graphene.Field(PipelineError)
+
+
 class PipelineStats(graphene.ObjectType):
     group = graphene.String(required=True)
     consumers = graphene.Int(required=True)
@@ -64,6 +80,7 @@ class PipelineStats(graphene.ObjectType):
     batch_ms_max = graphene.Float()
     last_batch = graphene.Field(PipelineBatch)
     last_error = graphene.Field(PipelineError)
+    per_consumer = graphene.List(graphene.NonNull(ConsumerStats), required=True)
 
 
 def _from_iso(record: dict | None, *names: str) -> dict | None:
@@ -101,13 +118,21 @@ class Query(graphene.ObjectType):
     @require_role("reader")
     def resolve_pipeline_stats(root, info):
         stats = pipeline_stats()
-        last_batch = _from_iso(stats["last_batch"], "at")
-        last_error = _from_iso(stats["last_error"], "at")
-        fields = {k: v for k, v in stats.items() if k != "per_consumer"}
         return PipelineStats(
-            **{
-                **fields,
-                "last_batch": PipelineBatch(**last_batch) if last_batch else None,
-                "last_error": PipelineError(**last_error) if last_error else None,
-            }
+            **_with_batches(stats),
+            per_consumer=[
+                ConsumerStats(**_with_batches(_from_iso(c, "started_at")))
+                for c in stats["per_consumer"]
+            ],
         )
+
+
+def _with_batches(figures: dict) -> dict:
+    """The figures with their last batch and last error as objects (times parsed)."""
+    last_batch = _from_iso(figures["last_batch"], "at")
+    last_error = _from_iso(figures["last_error"], "at")
+    return {
+        **{k: v for k, v in figures.items() if k != "per_consumer"},
+        "last_batch": PipelineBatch(**last_batch) if last_batch else None,
+        "last_error": PipelineError(**last_error) if last_error else None,
+    }

@@ -125,7 +125,8 @@ METRICS_PORTS = {
     "webhooks": ("WEBHOOK_METRICS_PORT", 9102, "WORKER_METRICS_PORT"),
     "grpc": ("GRPC_METRICS_PORT", 9103, "GRPC_METRICS_PORT"),
 }
-# the web's gunicorn workers share their metrics through files here (multiprocess mode)
+# the web's gunicorn workers share their metrics through files here (multiprocess mode;
+# eventhub/gunicorn.py empties it at start)
 WEB_METRICS_DIR = RUN / "web-metrics"
 
 
@@ -146,14 +147,6 @@ def process_env(name: str) -> dict[str, str]:
     if name == "web":
         env["PROMETHEUS_MULTIPROC_DIR"] = str(WEB_METRICS_DIR)
     return env
-
-
-def fresh_metrics_dir() -> None:
-    """An empty folder for the web's metrics: files of an earlier run would count twice."""
-    if WEB_METRICS_DIR.exists():
-        for stale in WEB_METRICS_DIR.glob("*.db"):
-            stale.unlink()
-    WEB_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def grpc_port() -> int:
@@ -181,8 +174,6 @@ def start() -> int:
             print(f"{name:<7} running (pid {pid})")
             continue
         port = PORTS.get(name)
-        if name == "web":
-            fresh_metrics_dir()
         if port and port_open("127.0.0.1", port()):
             print(
                 f"{name:<7} FAILED: port {port()} is taken by another program; "

@@ -65,8 +65,7 @@ class Stack:
 
     def start(self) -> Stack:
         celery = [str(BIN / "celery"), "-A", "eventhub", "worker", "--without-gossip"]
-        metrics_dir = self.workdir / "web-metrics"
-        metrics_dir.mkdir(exist_ok=True)
+        metrics_dir = self.workdir / "web-metrics"  # gunicorn's settings make it
         self.ports = {name: free_port() for name in ("worker", "webhooks", "grpc")}
         self.ports["web"] = self.web_port
         self._spawn(

@@ -11,6 +11,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from django.conf import settings
+from django.db import connection
 
 from events.registry import registry
 from pipeline.consumer import PipelineConsumer
@@ -105,7 +106,14 @@ def test_stats_show_what_a_running_consumer_processed(
     assert producer.flush(10) == 0
 
     consumer = PipelineConsumer(batch_timeout_ms=100)
-    thread = threading.Thread(target=consumer.run, kwargs={"idle_exit_seconds": 30})
+
+    def run() -> None:
+        try:
+            consumer.run(idle_exit_seconds=30)
+        finally:
+            connection.close()  # the thread's own, so that the test database can go
+
+    thread = threading.Thread(target=run)
     thread.start()
     try:
         deadline = time.monotonic() + 30
@@ -115,6 +123,13 @@ def test_stats_show_what_a_running_consumer_processed(
             if stats.get("events") == 25:
                 break
             time.sleep(0.2)
+        query = "{ pipelineStats { events perConsumer { member events lastBatch { events } } } }"
+        graphql = client.post(
+            "/graphql",
+            json.dumps({"query": query}),
+            content_type="application/json",
+            **credentials["reader"],
+        ).json()["data"]["pipelineStats"]
     finally:
         consumer.stop()
         thread.join(20)
@@ -125,6 +140,11 @@ def test_stats_show_what_a_running_consumer_processed(
     assert stats["batches"] >= 1 and stats["batch_ms_mean"] > 0
     assert stats["last_batch"]["duration_ms"] > 0
     assert stats["failures"] == 0 and stats["last_error"] is None
+    (mine,) = stats["per_consumer"]
+    assert mine["events"] == 25 and mine["member"] == consumer.lag.member
+    assert graphql["events"] == 25
+    assert graphql["perConsumer"][0]["member"] == mine["member"]
+    assert graphql["perConsumer"][0]["lastBatch"]["events"] == mine["last_batch"]["events"]
     # the consumer removes its report when it stops
     assert client.get("/api/v1/pipeline/stats", **credentials["reader"]).json()["consumers"] == 0
 
