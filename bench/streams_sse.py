@@ -102,7 +102,7 @@ def main() -> None:
     from core import kafka, mongo
     from events.models import EventType
     from events.registry import registry
-    from events.services import events_publish
+    from events.services import Door, events_publish
 
     type_name = f"bench.streams_{RUN}"
     EventType.objects.create(name=type_name, schema={"type": "object"}, retention_days=1)
@@ -168,7 +168,9 @@ def main() -> None:
                 "time": datetime.now(tz=UTC).isoformat(),
                 "data": {"n": i, "sent_at": time.time()},
             }
-            events_publish(envelopes=[envelope], wait=False, request_id=f"bench-{RUN}")
+            events_publish(
+                envelopes=[envelope], wait=False, door=Door.REST, request_id=f"bench-{RUN}"
+            )
             ids.append(envelope["id"])
             if i % int(args.rate) == 0:
                 memory.append(rss_mb(server.pid))
