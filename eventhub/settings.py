@@ -334,6 +334,10 @@ if LOG_FORMAT not in ("json", "plain"):
 LOGGING = logging_config(
     LOG_FORMAT,
     LOG_LEVEL,
-    # Django's own loggers go through the root's handlers too, not its plain console
-    loggers={"django": {"handlers": [], "level": LOG_LEVEL, "propagate": True}},
+    # Django's and uvicorn's own loggers (the ASGI server's) go through the root's handlers
+    # too, not their plain consoles
+    loggers={
+        name: {"handlers": [], "level": LOG_LEVEL, "propagate": True}
+        for name in ("django", "uvicorn", "uvicorn.error", "uvicorn.access")
+    },
 )

@@ -126,7 +126,12 @@ class Prometheus:
             "eventhub-webhooks": stack.ports["webhooks"],
             "eventhub-grpc": stack.ports["grpc"],
         }
-        # the stack of this test has no Flower
+        # the stack of this test runs neither the ASGI server nor Flower
+        assert {job["job_name"] for job in config["scrape_configs"]} == {
+            *targets,
+            "eventhub-asgi",
+            "celery-flower",
+        }
         config["scrape_configs"] = [
             {**job, "static_configs": [{"targets": [f"127.0.0.1:{targets[job['job_name']]}"]}]}
             for job in config["scrape_configs"]
