@@ -72,6 +72,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "last_status_code",
         "last_error",
         "is_test",
+        "traceparent",
         "created_at",
         "updated_at",
         "delivered_at",

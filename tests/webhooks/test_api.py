@@ -105,12 +105,15 @@ def test_anonymous_callers_cannot_list_deliveries(client):
 
 def test_a_delivery_shows_its_attempts_inline(client, credentials):
     delivery = dead(SubscriptionFactory())
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    Delivery.objects.filter(pk=delivery.pk).update(traceparent=traceparent)
     DeliveryAttemptFactory(delivery=delivery, number=1, response_status=500, error_class="http_5xx")
     DeliveryAttemptFactory(delivery=delivery, number=2, response_status=503, error_class="http_5xx")
     response = client.get(f"/api/v1/deliveries/{delivery.pk}", **credentials["reader"])
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "dead" and body["last_error"] == "HTTP 500"
+    assert body["traceparent"] == traceparent
     assert [(a["number"], a["response_status"]) for a in body["attempts_made"]] == [
         (1, 500),
         (2, 503),

@@ -1,5 +1,6 @@
 """drf-spectacular description of a delivery with its attempts: the delivery's own component
-plus ``attempts_made``, so the status enum is declared once (``DeliveryStatusEnum``)."""
+plus ``traceparent`` and ``attempts_made``, so the status enum is declared once
+(``DeliveryStatusEnum``)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,22 @@ class DeliveryDetailScheme(OpenApiSerializerExtension):
                 {
                     "type": "object",
                     "properties": {
+                        "traceparent": {
+                            "type": "string",
+                            "readOnly": True,
+                            "description": (
+                                "W3C trace context of the event's consume span (empty unless "
+                                "tracing was on): the trace to look up."
+                            ),
+                        },
                         "attempts_made": {
                             "type": "array",
                             "items": attempt.ref,
                             "readOnly": True,
                             "description": "Every HTTP request made for it, oldest first.",
-                        }
+                        },
                     },
-                    "required": ["attempts_made"],
+                    "required": ["traceparent", "attempts_made"],
                 },
             ]
         }

@@ -58,12 +58,13 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
-    """A delivery with every HTTP request made for it, oldest first."""
+    """A delivery with every HTTP request made for it, oldest first, and the trace context of
+    its event (empty unless tracing was on): the trace to look up in the tracing backend."""
 
     attempts_made = DeliveryAttemptSerializer(many=True, read_only=True)
 
     class Meta(DeliverySerializer.Meta):
-        fields = [*DELIVERY_FIELDS, "attempts_made"]
+        fields = [*DELIVERY_FIELDS, "traceparent", "attempts_made"]
         read_only_fields = fields
 
 
