@@ -95,8 +95,13 @@ def test_one_trace_runs_from_the_request_through_kafka_to_the_webhook(tmp_path, 
             if line.get("request_id") == "trace-test-1" and line["logger"] == "eventhub.requests"
         ]
         assert logged["trace_id"] == trace_id and logged["service"] == "eventhub-web"
-        # every process logs JSON lines with the same fields (Celery's banner and the gRPC
-        # command's own words are printed, not logged)
+        # every process logs JSON lines with the same fields (Celery's banner is printed, not
+        # logged); the gRPC server's lines included
+        assert "grpc_server" in {
+            json.loads(line)["logger"].rpartition(".")[2]
+            for line in stack.log_lines("grpc")
+            if line.startswith("{")
+        }
         for name in ("web", "worker", "webhooks", "grpc"):
             records = [json.loads(line) for line in stack.log_lines(name) if line.startswith("{")]
             assert records, name

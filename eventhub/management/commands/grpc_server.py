@@ -1,6 +1,7 @@
 """Serve EventHub over gRPC: ``EventService`` (publish, read), ``AnalyticsService`` and
 ``MetricsService``: ``python manage.py grpc_server [--port 50051]``."""
 
+import logging
 import signal
 import threading
 
@@ -10,6 +11,9 @@ from django.core.management.base import BaseCommand
 from analytics.grpc_api.server import add_to_server
 from core.metrics import serve_metrics
 from events.grpc_api.server import build_server
+
+# log lines, not the command's stdout: JSON like every other line of every process
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -22,11 +26,11 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, **options):
         server, bound = build_server(f"{host}:{port}", others=(add_to_server,))
         server.start()
-        self.stdout.write(f"gRPC EventService, AnalyticsService, MetricsService on {host}:{bound}")
+        logger.info("gRPC EventService, AnalyticsService, MetricsService on %s:%s", host, bound)
         if settings.GRPC_METRICS_PORT:
             serve_metrics(settings.GRPC_METRICS_PORT, settings.WORKER_METRICS_HOST)
-            self.stdout.write(
-                f"metrics on {settings.WORKER_METRICS_HOST}:{settings.GRPC_METRICS_PORT}"
+            logger.info(
+                "metrics on %s:%s", settings.WORKER_METRICS_HOST, settings.GRPC_METRICS_PORT
             )
         stopped = threading.Event()
 
@@ -38,4 +42,4 @@ class Command(BaseCommand):
         stopped.wait()
         # let calls in progress finish (up to 10 s), refuse new ones
         server.stop(grace=10).wait()
-        self.stdout.write("gRPC server stopped")
+        logger.info("gRPC server stopped")
