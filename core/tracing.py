@@ -83,13 +83,6 @@ def configure() -> bool:
         return True
 
 
-def flush(timeout_ms: int = 5000) -> None:
-    """Export the spans still buffered (before a process exits)."""
-    provider = trace.get_tracer_provider()
-    if hasattr(provider, "force_flush"):
-        provider.force_flush(timeout_ms)
-
-
 def traceparent_of(span: Span) -> str:
     """The W3C ``traceparent`` naming ``span`` as the parent ("" when it is not recording)."""
     carrier: dict[str, str] = {}

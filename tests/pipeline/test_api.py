@@ -76,6 +76,13 @@ def test_lag_answers_503_with_retry_after_when_kafka_is_down(
     assert answer.status_code == 503
     assert answer["Content-Type"] == "application/problem+json"
     assert int(answer["Retry-After"]) > 0
+    (error,) = client.post(
+        "/graphql",
+        json.dumps({"query": "{ pipelineLag { lag } }"}),
+        content_type="application/json",
+        **credentials["reader"],
+    ).json()["errors"]
+    assert error["extensions"]["code"] == "UNAVAILABLE" and error["extensions"]["retryAfter"] > 0
 
 
 def envelopes(count: int) -> bytes:
