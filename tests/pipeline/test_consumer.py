@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -243,11 +244,11 @@ def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(topic, types,
     assert mongo_db[mongo.EVENTS].count_documents({"source": "/kill"}) == total
 
 
-def test_sigterm_finishes_commits_and_exits(topic, types, mongo_db):
+def test_sigterm_finishes_commits_and_exits(topic, types, mongo_db, free_port):
     ids = publish(*[{"type": "order.created", "data": {}} for _ in range(10)])
     env = pipeline_env()
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "consume_events"],
+        [sys.executable, "manage.py", "consume_events", "--metrics-port", str(free_port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -259,6 +260,16 @@ def test_sigterm_finishes_commits_and_exits(topic, types, mongo_db):
         if mongo_db[mongo.EVENTS].count_documents({"event_id": {"$in": ids}}) == len(ids):
             break
         time.sleep(0.1)
+    # the command serves its own metrics: what it processed, and its uptime
+    metrics = ""
+    while time.monotonic() < deadline and "events_processed_total 10.0" not in metrics:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{free_port}/metrics") as response:
+                metrics = response.read().decode()
+        except OSError:
+            time.sleep(0.1)
+    assert "events_processed_total 10.0" in metrics
+    assert "service_uptime_seconds{" in metrics
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err

@@ -2,8 +2,10 @@
 
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from core.metrics import serve_metrics
 from pipeline.consumer import PipelineConsumer
 
 
@@ -19,8 +21,16 @@ class Command(BaseCommand):
             default=None,
             help="Exit after this many seconds without messages (benchmarks, tests).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.WORKER_METRICS_PORT,
+            help="Serve Prometheus metrics on this port (default WORKER_METRICS_PORT; 0: off).",
+        )
 
-    def handle(self, *args, batch_size, batch_timeout_ms, idle_exit, **options):
+    def handle(self, *args, batch_size, batch_timeout_ms, idle_exit, metrics_port, **options):
+        if metrics_port:
+            serve_metrics(metrics_port, settings.WORKER_METRICS_HOST)
         consumer = PipelineConsumer(batch_size=batch_size, batch_timeout_ms=batch_timeout_ms)
 
         def stop(signum, frame):
