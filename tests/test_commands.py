@@ -89,8 +89,9 @@ def test_ensure_mongo_indexes_is_idempotent(mongo_db):
     ]
     assert indexes["event_text"]["key"] == [("_fts", "text"), ("_ftsx", 1)]
     rollups = mongo_db.metrics.index_information()
-    assert rollups["metric_period_start_dims_unique"]["unique"] is True
-    assert "minute_type_unique" not in rollups  # retired with the per-minute-by-type rollups
+    assert rollups["metric_period_start_dims_code_unique"]["unique"] is True
+    # retired: the per-minute-by-type rollups, and the rollups' key before it had a code
+    assert not {"minute_type_unique", "metric_period_start_dims_unique"} & set(rollups)
 
 
 @pytest.mark.django_db
