@@ -1,7 +1,9 @@
 """One error shape for the whole API: RFC 7807 problem details (``application/problem+json``).
 
 DRF views get it through ``problem_exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``);
-plain Django views, the 404/500 handlers and middleware build it with ``problem_response``.
+plain Django views, the 400/403/404/500 handlers and middleware build it with
+``problem_response``; ``ApiProblemMiddleware`` turns any other error answer under ``/api/`` into
+one.
 Domain errors subclass ``ProblemError`` so they carry their own status, code and title; they
 know nothing of DRF, GraphQL or gRPC. Each door maps them in one place: REST here, GraphQL in
 ``core.graphql.problem_to_error``, gRPC in ``events.grpc_api.server``.
@@ -192,11 +194,68 @@ def _problem_error_response(exc: ProblemError) -> Response:
     return response
 
 
+# What a problem says when all that is known is its status (Django's own pages, a plain view).
+GENERIC_DETAILS = {
+    400: "The request could not be processed (a malformed request or a Host this server does "
+    "not answer to).",
+    403: "This request is not allowed.",
+    404: "No resource at this address.",
+    405: "This method is not allowed here.",
+    413: "The body is larger than this server accepts.",
+    500: "An unexpected error occurred; it has been logged.",
+}
+# Headers of the replaced answer that still hold for the problem that replaces it.
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "X-Request-ID")
+API_PREFIX = "/api/"
+
+
+def status_problem(status_code: int) -> JsonResponse:
+    """The problem of a bare status: its phrase as title and type, a generic detail."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    detail = GENERIC_DETAILS.get(status_code, f"{phrase}.")
+    return problem_response(status_code, phrase, detail, phrase.lower().replace(" ", "-"))
+
+
+class ApiProblemMiddleware:
+    """Every error answer under ``/api/`` in the problem shape, whoever produced it.
+
+    DRF views answer problems already; this catches what answers before or beside them:
+    Django's 404 for unknown paths and for ids a route's pattern refuses, its 400 for a
+    ``Host`` not in ``ALLOWED_HOSTS``, and its debug pages when ``DEBUG`` is on.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path_info.startswith(API_PREFIX)
+            or response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        ):
+            return response
+        problem = status_problem(response.status_code)
+        for name in KEPT_HEADERS:
+            if response.has_header(name):
+                problem[name] = response[name]
+        return problem
+
+
+def handler400(request, exception=None) -> JsonResponse:  # noqa: ARG001 - Django's signature
+    return status_problem(400)
+
+
+def handler403(request, exception=None) -> JsonResponse:  # noqa: ARG001 - Django's signature
+    return status_problem(403)
+
+
 def handler404(request, exception=None) -> JsonResponse:  # noqa: ARG001 - Django's signature
-    return problem_response(404, "Not found", "No resource at this address.", "not-found")
+    return status_problem(404)
 
 
 def handler500(request) -> JsonResponse:  # noqa: ARG001 - Django's signature
-    return problem_response(
-        500, "Server error", "An unexpected error occurred; it has been logged.", "server-error"
-    )
+    return problem_response(500, "Server error", GENERIC_DETAILS[500], "server-error")

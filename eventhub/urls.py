@@ -8,6 +8,8 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from eventhub import health
 from eventhub.graphql import EventHubGraphQLView
 
+handler400 = "core.problems.handler400"
+handler403 = "core.problems.handler403"
 handler404 = "core.problems.handler404"
 handler500 = "core.problems.handler500"
 
