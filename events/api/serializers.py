@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from events.models import EventType
 from events.services import ANSWERS
 
@@ -61,8 +62,12 @@ class EventOutSerializer(serializers.Serializer):
 
 
 class EventPageSerializer(serializers.Serializer):
+    """A page of events, in the shape of every list (``core.pagination``)."""
+
     results = EventOutSerializer(many=True)
-    next = serializers.CharField(allow_null=True, help_text="Cursor of the next page.")
+    next = serializers.CharField(
+        allow_null=True, help_text="Cursor of the next page (`?cursor=`); null on the last page."
+    )
 
 
 class EventQuerySerializer(serializers.Serializer):
@@ -74,12 +79,15 @@ class EventQuerySerializer(serializers.Serializer):
     severity_max = serializers.IntegerField(required=False, min_value=1, max_value=10)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
+    cursor = serializers.CharField(required=False, help_text="The `next` of the previous page.")
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
+    )
 
 
 class SearchQuerySerializer(serializers.Serializer):
     q = serializers.CharField(min_length=1, max_length=200)
+    cursor = serializers.CharField(required=False, help_text="The `next` of the previous page.")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
 

@@ -362,15 +362,16 @@ class EventSearchView(APIView):
         operation_id="events_search",
         summary="Full-text search over event payloads and metadata",
         parameters=[SearchQuerySerializer],
-        responses={200: EventOutSerializer(many=True), **problems(s400="Invalid query")},
+        responses={200: EventPageSerializer, **problems(s400="Invalid query")},
     )
     def get(self, request: Request) -> Response:
         query = SearchQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        documents = events_search(
-            text=query.validated_data["q"], limit=query.validated_data["limit"]
+        params = query.validated_data
+        documents, cursor = events_search(
+            text=params["q"], limit=params["limit"], cursor=params.get("cursor")
         )
-        return Response([document_to_event(d) for d in documents])
+        return Response({"results": [document_to_event(d) for d in documents], "next": cursor})
 
 
 class EventTypeViewSet(viewsets.ModelViewSet):

@@ -22,11 +22,12 @@ from rest_framework import exceptions
 from accounts.authentication import has_role, principal_id, user_from_headers
 from core import strict_json
 from core.documents import document_to_event
+from core.pagination import InvalidCursor
 from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable, detail_text
 from events.envelope import EnvelopeError, from_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
-from events.selectors import EventFilters, InvalidCursor, events_list
+from events.selectors import EventFilters, events_list
 from events.services import PublishOutcome, PublishStatus, events_publish, outcomes_tally
 
 logger = logging.getLogger(__name__)

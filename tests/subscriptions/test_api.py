@@ -92,7 +92,8 @@ def test_admin_creates_a_subscriber_and_readers_list_them(client, credentials):
     )
     assert response.status_code == 201
     listed = client.get("/api/v1/subscribers", **credentials["reader"]).json()
-    assert [(s["name"], s["contact_email"], s["active"]) for s in listed] == [
+    assert listed["next"] is None
+    assert [(s["name"], s["contact_email"], s["active"]) for s in listed["results"]] == [
         ("billing", "b@x.io", True)
     ]
 
@@ -192,7 +193,7 @@ def test_subscriptions_filter_by_state(client, credentials):
     active = SubscriptionFactory()
     SubscriptionFactory(state="paused")
     response = client.get("/api/v1/subscriptions", {"state": "active"}, **credentials["reader"])
-    assert [s["id"] for s in response.json()] == [active.pk]
+    assert [s["id"] for s in response.json()["results"]] == [active.pk]
 
 
 def test_the_headers_are_write_only(client, credentials):

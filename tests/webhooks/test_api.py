@@ -93,7 +93,11 @@ def test_the_list_is_paged_by_limit_and_cursor(client, credentials):
     newest_first = [d.pk for d in reversed(made)]
     page = client.get("/api/v1/deliveries", {"limit": 2}, **credentials["reader"])
     assert ids(page) == newest_first[:2]
-    following = client.get(page.json()["next"], **credentials["reader"])
+    cursor = page.json()["next"]
+    assert not cursor.startswith("http")  # a bare cursor, as on every list, not a URL
+    following = client.get(
+        "/api/v1/deliveries", {"limit": 2, "cursor": cursor}, **credentials["reader"]
+    )
     assert ids(following) == newest_first[2:4]
 
 
