@@ -234,6 +234,10 @@ HEALTH_RETRY_AFTER = env_int("HEALTH_RETRY_AFTER", 5, minimum=1)
 # Networks that webhook URLs may point at even though they are private or loopback
 # (comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128" for local development). Empty: none.
 WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
+# Egress beside that guard: when set, the only networks webhooks may reach, public addresses
+# included (tests and CI: loopback only); and networks never reached whatever the rest says.
+WEBHOOK_EGRESS_NETWORKS = env_list("WEBHOOK_EGRESS_NETWORKS")
+WEBHOOK_EGRESS_DENIED_NETWORKS = env_list("WEBHOOK_EGRESS_DENIED_NETWORKS")
 WEBHOOK_DEFAULT_TIMEOUT = env_int("WEBHOOK_DEFAULT_TIMEOUT", 15, minimum=1)
 WEBHOOK_DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
 WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 24, minimum=0)

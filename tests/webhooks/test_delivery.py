@@ -217,6 +217,22 @@ def test_a_private_url_is_refused_at_send_time(receiver, store_event, settings):
     assert "WEBHOOK_ALLOWED_NETWORKS" in delivery.last_error
 
 
+def test_a_host_resolving_outside_the_egress_networks_is_refused_at_send_time(
+    receiver, store_event, settings
+):
+    # saved while loopback was an egress network; "localhost" is resolved again at send time
+    subscription, _ = subscribed(receiver.url().replace("127.0.0.1", "localhost"))
+    settings.WEBHOOK_EGRESS_NETWORKS = ["192.0.2.0/24"]
+    delivery = pending(subscription, store_event())
+
+    deliveries_send(ids=[delivery.pk])
+
+    delivery.refresh_from_db()
+    assert delivery.status == "dead" and receiver.received == []
+    assert delivery.attempts_made.get().error_class == "refused_url"
+    assert "outside WEBHOOK_EGRESS_NETWORKS" in delivery.last_error
+
+
 def test_during_rotation_both_secrets_verify(receiver, store_event):
     subscription, old = subscribed(receiver.url())
     new = subscription_rotate_secret(subscription=subscription, overlap=timedelta(hours=1))
