@@ -55,6 +55,7 @@ class Outcome:
     error_class: str = ""
     error: str = ""
     retry_after: float | None = None
+    remote_address: str | None = None  # the address connected to, when a response came
 
     @property
     def succeeded(self) -> bool:
@@ -100,6 +101,13 @@ def _error_class(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientSSLError):
         return ErrorClass.TLS
     return ErrorClass.CONNECTION
+
+
+def _remote_address(response: aiohttp.ClientResponse) -> str | None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]).split("%")[0] if peer else None
 
 
 class Sender:
@@ -166,8 +174,10 @@ class Sender:
                     headers=request.headers,
                     allow_redirects=False,
                 ) as response:
+                    remote = _remote_address(response)  # before reading: then it is released
                     excerpt = await response.content.read(BODY_EXCERPT_BYTES)
                     return Outcome(
+                        remote_address=remote,
                         status=response.status,
                         body=excerpt.decode("utf-8", errors="replace"),
                         duration_ms=int((time.monotonic() - started) * 1000),

@@ -90,6 +90,7 @@ def test_it_delivers_a_signed_event_the_official_library_verifies(receiver, stor
     assert delivery.status == "succeeded" and delivery.delivered_at is not None
     attempt = delivery.attempts_made.get()
     assert (attempt.number, attempt.response_status, attempt.response_body) == (1, 200, "ok")
+    assert attempt.remote_address == "127.0.0.1"  # where it went, for the egress check
     # the subscription's own headers are credentials: masked in the attempt's record
     assert attempt.request_headers["authorization"] == "***"
     assert attempt.request_headers["webhook-id"] == f"msg_{delivery.pk}"
@@ -229,7 +230,8 @@ def test_a_host_resolving_outside_the_egress_networks_is_refused_at_send_time(
 
     delivery.refresh_from_db()
     assert delivery.status == "dead" and receiver.received == []
-    assert delivery.attempts_made.get().error_class == "refused_url"
+    attempt = delivery.attempts_made.get()
+    assert attempt.error_class == "refused_url" and attempt.remote_address is None
     assert "outside WEBHOOK_EGRESS_NETWORKS" in delivery.last_error
 
 

@@ -11,6 +11,13 @@ from webhooks.services.queueing import RETRYABLE
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    error_class = serializers.ChoiceField(
+        choices=DeliveryAttempt.ErrorClass.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text='Why it failed; "" for an attempt answered 2xx.',
+    )
+
     class Meta:
         model = DeliveryAttempt
         fields = [
@@ -21,6 +28,7 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
             "duration_ms",
             "response_body",
             "request_headers",
+            "remote_address",
         ]
         read_only_fields = fields
 
