@@ -16,7 +16,8 @@ from http import HTTPStatus
 from typing import Any
 
 import redis
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
@@ -61,6 +62,25 @@ class DependencyUnavailable(ProblemError):
     default_detail = "A service EventHub depends on is unavailable. Try again shortly."
     title = "Service unavailable"
     retry_after = 5
+
+
+class Unprocessable(ProblemError):
+    """Well formed and of the right types, but refused by rules no schema states: a model's
+    ``clean()`` (conditions that do not compile, an example its schema refuses, ...)."""
+
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    default_code = "unprocessable"
+    default_detail = "The request is well formed but breaks the resource's rules."
+    title = "Refused by the resource's rules"
+
+
+def field_errors(exc: DjangoValidationError) -> list[dict[str, str]]:
+    """A model's validation errors as the problem's ``errors`` (JSON pointers)."""
+    return [
+        {"pointer": "/" if field == NON_FIELD_ERRORS else f"/{field}", "detail": message}
+        for field, messages in exc.message_dict.items()
+        for message in messages
+    ]
 
 
 class PayloadTooLarge(ProblemError):
@@ -129,6 +149,19 @@ def detail_text(exc: exceptions.APIException) -> str:
     return str(detail)
 
 
+def _codes(data: Any) -> set[str]:
+    if isinstance(data, dict):
+        return set().union(*(_codes(value) for value in data.values()))
+    if isinstance(data, list):
+        return set().union(*(_codes(value) for value in data))
+    return {str(data)}
+
+
+# Invalid fields whose only fault is the state of other rows: the request is well formed.
+CONFLICT_CODES = {"unique"}  # a name already taken: 409
+MISSING_REFERENCE_CODES = {"does_not_exist"}  # an id that names no row: 422
+
+
 def flatten_errors(data: Any, pointer: str = "") -> list[dict[str, str]]:
     """Turn DRF's nested validation errors into ``[{"pointer": "/field/0", "detail": ...}]``."""
     if isinstance(data, dict):
@@ -175,6 +208,13 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         title = "Invalid request"
         detail = "The request has invalid fields."
         extra["errors"] = flatten_errors(exc.detail)
+        codes = _codes(exc.get_codes())
+        if codes and codes <= CONFLICT_CODES:
+            response.status_code, code, title = 409, "conflict", "Conflict"
+            detail = "It conflicts with what exists (errors name the fields)."
+        elif codes and codes <= MISSING_REFERENCE_CODES:
+            response.status_code, code, title = 422, "unknown-reference", "Unknown reference"
+            detail = "It refers to something that does not exist (errors name the fields)."
     else:
         detail = detail_text(exc) if isinstance(exc, exceptions.APIException) else str(exc)
     body = problem_body(response.status_code, title, detail, str(code).replace("_", "-"), **extra)

@@ -69,6 +69,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise UnsafeURL(f"the host {host!r} does not resolve ({exc.strerror})") from exc
+    except UnicodeError as exc:  # no IDNA form: no name a resolver could look up
+        raise UnsafeURL(f"the host {host!r} is not a valid host name") from exc
     return [unmapped(ipaddress.ip_address(info[4][0].split("%")[0])) for info in infos]
 
 

@@ -281,7 +281,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["core.filtering.StrictFilterBackend"],
+    # The API reads JSON only (the events endpoints read their bodies themselves).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "core.api.ProblemAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.CursorPage",
     "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
@@ -297,9 +299,16 @@ SIMPLE_JWT = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "EventHub API",
-    "DESCRIPTION": "Publish business events, manage subscriptions and follow webhook deliveries.",
+    "DESCRIPTION": (
+        "Publish business events, manage subscriptions and follow webhook deliveries. Every "
+        "error is application/problem+json (RFC 7807). Request bodies are JSON; their strings "
+        "may not contain NUL (U+0000), which is refused with 400."
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components: what is read-only, and what a request may not
+    # leave empty, differ between the two directions.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Internationalisation, static files --------------------------------------------------------

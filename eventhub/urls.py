@@ -3,8 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from accounts.api.views import TokenObtainView, TokenRefreshView
 from eventhub import health
 from eventhub.graphql import EventHubGraphQLView
 
@@ -24,7 +24,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("graphql", EventHubGraphQLView.as_view(), name="graphql"),
     path("", include("django_prometheus.urls")),
-    path("api/v1/auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("api/v1/auth/token", TokenObtainView.as_view(), name="token-obtain"),
     path("api/v1/auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/v1/", include("events.api.urls")),
     path("api/v1/", include("rules.api.urls")),

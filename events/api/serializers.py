@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from core.api import ModelSerializer
 from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from core.problems import Unprocessable, field_errors
 from events.models import EventType
 from events.services import ANSWERS
 
@@ -33,7 +35,9 @@ class EventInSerializer(serializers.Serializer):
 
 
 class PublishResultSerializer(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.CharField(
+        allow_null=True, help_text="null for a batch item that is not an event object."
+    )
     status = serializers.ChoiceField([answer.value for answer in ANSWERS])
     errors = serializers.ListField(child=serializers.DictField(), required=False)
 
@@ -91,7 +95,11 @@ class SearchQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
 
 
-class EventTypeSerializer(serializers.ModelSerializer):
+class EventTypeSerializer(ModelSerializer):
+    schema = serializers.DictField(
+        required=False, help_text="JSON Schema (2020-12) the event's data must satisfy."
+    )
+
     class Meta:
         model = EventType
         fields = [
@@ -113,7 +121,9 @@ class EventTypeSerializer(serializers.ModelSerializer):
         try:
             instance.clean()
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
+            raise Unprocessable(
+                "The event type is not valid.", extra={"errors": field_errors(exc)}
+            ) from exc
         return attrs
 
     def _current(self) -> dict:

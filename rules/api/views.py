@@ -24,6 +24,7 @@ class RuleViewSet(viewsets.ModelViewSet):
     permission_classes = [ReadOrAdmin]
     throttle_classes = [ReadRateThrottle]
     filterset_fields = ["enabled"]
+    lookup_value_regex = r"\d+"
 
     @extend_schema(
         request=BacktestRequestSerializer,

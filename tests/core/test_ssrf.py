@@ -61,6 +61,7 @@ def test_urls_to_private_hosts_are_refused(url):
         ("http:///x", "no host"),
         ("http://user:pw@127.0.0.1/x", "credentials"),
         ("http://no-such-host.invalid/x", "does not resolve"),
+        ("https://y\u00e2_\U0010ce4f/x", "not a valid host name"),  # found by schemathesis
     ],
 )
 def test_malformed_urls_are_refused(url, words):

@@ -35,7 +35,8 @@ def test_readers_list_and_only_admins_change(client, credentials):
 def test_invalid_conditions_are_refused_with_the_fault(client, credentials):
     body = {**RULE, "conditions": {"payload.amount": {"$gte": 1, "$bogus": 2}}}
     response = post(client, "/api/v1/rules", body, credentials["admin"])
-    assert response.status_code == 400
+    # well formed JSON of the right types: refused by the rule's own rules, 422
+    assert response.status_code == 422
     (error,) = response.json()["errors"]
     assert error["pointer"] == "/conditions"
     assert "payload.amount/$bogus: unknown operator" in error["detail"]

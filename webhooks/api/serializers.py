@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.api import DurationField
+from core.api import DurationField, Serializer
 from subscriptions.models import Subscription
 from webhooks.models import Delivery, DeliveryAttempt
 from webhooks.services.queueing import RETRYABLE
@@ -75,7 +75,7 @@ class DeliveryDetailSerializer(DeliverySerializer):
         read_only_fields = fields
 
 
-class ReplayRequestSerializer(serializers.Serializer):
+class ReplayRequestSerializer(Serializer):
     since = DurationField(help_text="How far back: deliveries that reached the status since then.")
     status = serializers.ChoiceField(
         choices=sorted(s.value for s in RETRYABLE),

@@ -89,12 +89,16 @@ def test_a_token_is_obtained_and_refreshed_with_a_password(client, django_user_m
 
     user = django_user_model.objects.create_user("ana", password="s3cret-pass")
     user.groups.add(Group.objects.get(name="reader"))
-    pair = client.post("/api/v1/auth/token", {"username": "ana", "password": "s3cret-pass"})
+
+    def post(path, body):  # the API reads JSON only
+        return client.post(path, json.dumps(body), content_type="application/json")
+
+    pair = post("/api/v1/auth/token", {"username": "ana", "password": "s3cret-pass"})
     assert pair.status_code == 200
     access = pair.json()["access"]
     assert client.get("/api/v1/events", HTTP_AUTHORIZATION=f"Bearer {access}").status_code != 401
-    refreshed = client.post("/api/v1/auth/token/refresh", {"refresh": pair.json()["refresh"]})
+    refreshed = post("/api/v1/auth/token/refresh", {"refresh": pair.json()["refresh"]})
     assert refreshed.status_code == 200 and refreshed.json()["access"]
-    wrong = client.post("/api/v1/auth/token", {"username": "ana", "password": "nope"})
+    wrong = post("/api/v1/auth/token", {"username": "ana", "password": "nope"})
     assert wrong.status_code == 401
     assert wrong["Content-Type"] == "application/problem+json"
