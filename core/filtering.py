@@ -17,6 +17,8 @@ from django_filters import rest_framework as filters
 from django_filters.rest_framework.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 from django_filters.widgets import BooleanWidget
 
+from core.fields import INTEGER
+
 TRUTH = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -50,10 +52,19 @@ class StrictBooleanFilter(filters.BooleanFilter):
         super().__init__(*args, **kwargs)
 
 
+class StrictIntegerField(forms.IntegerField):
+    """Digits only: Django's would read "1.0" as 1, which the schema calls no integer."""
+
+    def to_python(self, value: Any) -> int | None:
+        if isinstance(value, str) and value and not INTEGER.fullmatch(value):
+            raise forms.ValidationError("Enter a whole number.", code="invalid")
+        return super().to_python(value)
+
+
 class IdFilter(filters.NumberFilter):
     """A foreign key by its id: an integer; one that names no row matches nothing."""
 
-    field_class = forms.IntegerField  # Django matches nothing for ids beyond the column's range
+    field_class = StrictIntegerField  # Django matches nothing for ids beyond the column's range
 
 
 STRICT_DEFAULTS = deepcopy(FILTER_FOR_DBFIELD_DEFAULTS)

@@ -19,6 +19,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from core.fields import QueryIntegerField
 from core.problems import ProblemError
 
 DEFAULT_LIMIT = 50
@@ -80,7 +81,7 @@ class CursorPage(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        field = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT)
+        field = QueryIntegerField(min_value=1, max_value=MAX_LIMIT)
         try:
             return field.run_validation(raw)
         except serializers.ValidationError as exc:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from core.api import ModelSerializer
+from core.fields import QueryIntegerField
 from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from core.problems import Unprocessable, field_errors
 from events.models import EventType
@@ -79,12 +80,12 @@ class EventQuerySerializer(serializers.Serializer):
     source = serializers.CharField(required=False)
     subject = serializers.CharField(required=False)
     user_id = serializers.CharField(required=False, help_text="Same as subject.")
-    severity_min = serializers.IntegerField(required=False, min_value=1, max_value=10)
-    severity_max = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    severity_min = QueryIntegerField(required=False, min_value=1, max_value=10)
+    severity_max = QueryIntegerField(required=False, min_value=1, max_value=10)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
     cursor = serializers.CharField(required=False, help_text="The `next` of the previous page.")
-    limit = serializers.IntegerField(
+    limit = QueryIntegerField(
         required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
     )
 
@@ -92,7 +93,7 @@ class EventQuerySerializer(serializers.Serializer):
 class SearchQuerySerializer(serializers.Serializer):
     q = serializers.CharField(min_length=1, max_length=200)
     cursor = serializers.CharField(required=False, help_text="The `next` of the previous page.")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+    limit = QueryIntegerField(required=False, min_value=1, max_value=200, default=50)
 
 
 class EventTypeSerializer(ModelSerializer):

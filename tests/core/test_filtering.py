@@ -30,7 +30,7 @@ def test_an_id_filter_naming_no_row_matches_nothing(client, credentials):
     assert ids(client.get("/api/v1/subscriptions", query, **reader)) == [subscription.pk]
     assert ids(client.get("/api/v1/subscriptions", {"subscriber": 0}, **reader)) == []
     assert ids(client.get("/api/v1/subscriptions", {"subscriber": 2**70}, **reader)) == []
-    for value in ("", "x", "1.5"):
+    for value in ("", "x", "1.5", "1.0"):
         refused = client.get("/api/v1/subscriptions", {"subscriber": value}, **reader)
         assert refused.status_code == 400, value
 
@@ -39,3 +39,10 @@ def test_an_empty_choice_is_refused_but_an_empty_text_is_a_value(client, credent
     reader = credentials["reader"]
     assert client.get("/api/v1/subscriptions", {"state": ""}, **reader).status_code == 400
     assert client.get("/api/v1/subscribers", {"name": ""}, **reader).status_code == 200
+
+
+@pytest.mark.parametrize("limit", ["0", "501", "1.0", "", "ten"])
+def test_a_page_size_the_schema_does_not_allow_is_a_400(client, credentials, limit):
+    response = client.get("/api/v1/subscriptions", {"limit": limit}, **credentials["reader"])
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["pointer"] == "/limit"
