@@ -85,6 +85,7 @@ def live_api(seeded, free_port, tmp_path):
         THROTTLE_PUBLISH_RATE="100000/s",
         DJANGO_DEBUG="false",
         DJANGO_SECRET_KEY=settings.SECRET_KEY,  # it checks the tokens this process signs
+        FIELD_ENCRYPTION_KEYS=",".join(settings.FIELD_ENCRYPTION_KEYS),
         LOG_LEVEL="WARNING",
     )
     log = (tmp_path / "gunicorn.log").open("w")
