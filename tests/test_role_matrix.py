@@ -17,6 +17,9 @@ import pytest
 from drf_spectacular.generators import EndpointEnumerator
 
 from accounts.roles import Role
+from analytics.grpc_api import analytics_pb2 as apb
+from analytics.grpc_api import analytics_pb2_grpc as apb_grpc
+from analytics.grpc_api.server import add_to_server as add_analytics
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
 from events.grpc_api.server import build_server
@@ -141,6 +144,11 @@ GRAPHQL_ARGUMENTS = {
     ("query", "event"): '(id: "no-such-event")',
     ("query", "lastEvents"): "(limit: 1)",
     ("query", "eventTypes"): "",
+    ("query", "analyticsSummary"): '(since: "1h")',
+    ("query", "analyticsTimeseries"): '(since: "1h")',
+    ("query", "analyticsTopErrors"): '(since: "1h")',
+    ("query", "analyticsUserActivity"): '(since: "1h")',
+    ("query", "analyticsFunnel"): '(since: "1h", steps: ["order.created", "order.paid"])',
     ("mutation", "retryDelivery"): '(id: "{deliveries}")',
     ("mutation", "createSubscription"): (
         '(subscriber: "{subscribers}", url: "http://127.0.0.1:9/x", eventTypes: ["*"])'
@@ -207,29 +215,111 @@ def _event() -> pb.Event:
     )
 
 
-# One call per method; the test below fails when the service has a method this lacks.
+def _first(stream) -> None:
+    """The first message of a server stream (they run until cancelled), or its refusal."""
+    try:
+        next(iter(stream))
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:  # nothing yet: not a refusal
+            raise
+    finally:
+        stream.cancel()
+
+
+HOUR = apb.Window(since="1h")
+# One call per method of every service the gRPC server serves; the test below fails when one
+# has a method this lacks.
 GRPC_CALLS = {
-    "CreateEvent": (
+    "eventhub.v1.EventService/CreateEvent": (
         Role.WRITER,
-        lambda s, md: s.CreateEvent(pb.CreateEventRequest(event=_event()), metadata=md),
-    ),
-    "CreateEvents": (
-        Role.WRITER,
-        lambda s, md: s.CreateEvents(pb.CreateEventsRequest(events=[_event()]), metadata=md),
-    ),
-    "StreamEvents": (
-        Role.WRITER,
-        lambda s, md: list(
-            s.StreamEvents(iter([pb.StreamRequest(event=_event(), sequence=1)]), metadata=md)
+        lambda c, md: events_stub(c).CreateEvent(
+            pb.CreateEventRequest(event=_event()), metadata=md
         ),
     ),
-    "GetEvents": (
+    "eventhub.v1.EventService/CreateEvents": (
+        Role.WRITER,
+        lambda c, md: events_stub(c).CreateEvents(
+            pb.CreateEventsRequest(events=[_event()]), metadata=md
+        ),
+    ),
+    "eventhub.v1.EventService/StreamEvents": (
+        Role.WRITER,
+        lambda c, md: list(
+            events_stub(c).StreamEvents(
+                iter([pb.StreamRequest(event=_event(), sequence=1)]), metadata=md
+            )
+        ),
+    ),
+    "eventhub.v1.EventService/GetEvents": (
         Role.READER,
-        lambda s, md: s.GetEvents(pb.GetEventsRequest(limit=1), metadata=md),
+        lambda c, md: events_stub(c).GetEvents(pb.GetEventsRequest(limit=1), metadata=md),
+    ),
+    "eventhub.analytics.v1.AnalyticsService/GetSummary": (
+        Role.READER,
+        lambda c, md: analytics_stub(c).GetSummary(apb.SummaryRequest(window=HOUR), metadata=md),
+    ),
+    "eventhub.analytics.v1.AnalyticsService/GetTimeseries": (
+        Role.READER,
+        lambda c, md: analytics_stub(c).GetTimeseries(
+            apb.TimeseriesRequest(window=HOUR), metadata=md
+        ),
+    ),
+    "eventhub.analytics.v1.AnalyticsService/GetTopErrors": (
+        Role.READER,
+        lambda c, md: analytics_stub(c).GetTopErrors(
+            apb.TopErrorsRequest(window=HOUR), metadata=md
+        ),
+    ),
+    "eventhub.analytics.v1.AnalyticsService/GetUserActivity": (
+        Role.READER,
+        lambda c, md: analytics_stub(c).GetUserActivity(
+            apb.UserActivityRequest(window=HOUR), metadata=md
+        ),
+    ),
+    "eventhub.analytics.v1.AnalyticsService/GetFunnel": (
+        Role.READER,
+        lambda c, md: analytics_stub(c).GetFunnel(
+            apb.FunnelRequest(window=HOUR, steps=["order.created", "order.paid"]), metadata=md
+        ),
+    ),
+    "eventhub.analytics.v1.AnalyticsService/GetRealTimeAnalytics": (
+        Role.READER,
+        lambda c, md: _first(
+            analytics_stub(c).GetRealTimeAnalytics(
+                apb.RealTimeRequest(since="5m", interval_seconds=1), metadata=md, timeout=3
+            )
+        ),
+    ),
+    "eventhub.analytics.v1.AnalyticsService/StreamMetrics": (
+        Role.READER,
+        lambda c, md: _first(
+            analytics_stub(c).StreamMetrics(apb.MetricsRequest(), metadata=md, timeout=2)
+        ),
+    ),
+    "eventhub.analytics.v1.MetricsService/Export": (
+        Role.READER,
+        lambda c, md: metrics_stub(c).Export(apb.ExportRequest(), metadata=md),
     ),
 }
+
+
+def events_stub(channel):
+    return pb_grpc.EventServiceStub(channel)
+
+
+def analytics_stub(channel):
+    return apb_grpc.AnalyticsServiceStub(channel)
+
+
+def metrics_stub(channel):
+    return apb_grpc.MetricsServiceStub(channel)
+
+
 GRPC = sorted(
-    method.name for service in pb.DESCRIPTOR.services_by_name.values() for method in service.methods
+    f"{service.full_name}/{method.name}"
+    for descriptor in (pb.DESCRIPTOR, apb.DESCRIPTOR)
+    for service in descriptor.services_by_name.values()
+    for method in service.methods
 )
 
 
@@ -238,11 +328,12 @@ def test_every_grpc_method_is_in_the_table():
 
 
 @pytest.fixture
-def stub():
-    server, port = build_server("127.0.0.1:0", workers=4)
+def channel():
+    """The gRPC server as grpc_server builds it (every service), and a channel to it."""
+    server, port = build_server("127.0.0.1:0", workers=8, others=(add_analytics,))
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield pb_grpc.EventServiceStub(channel)
+    yield channel
     channel.close()
     server.stop(grace=None)
 
@@ -251,14 +342,14 @@ def stub():
 @pytest.mark.usefixtures("event_type", "clean_redis", "mongo_db")
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("method", GRPC)
-def test_grpc(stub, credentials, caller, method):
+def test_grpc(channel, credentials, caller, method):
     least, call = GRPC_CALLS[method]
     header = credentials[caller].get("HTTP_AUTHORIZATION")
     md = [("authorization", header)] if header else []
     expected = expected_answer(caller, least)
     if expected == "allowed":
         try:
-            call(stub, md)
+            call(channel, md)
         except grpc.RpcError as exc:  # refused for its content, perhaps, never for the caller
             assert exc.code() not in (
                 grpc.StatusCode.UNAUTHENTICATED,
@@ -266,7 +357,7 @@ def test_grpc(stub, credentials, caller, method):
             )
     else:
         with pytest.raises(grpc.RpcError) as caught:
-            call(stub, md)
+            call(channel, md)
         assert caught.value.code() == (
             grpc.StatusCode.UNAUTHENTICATED
             if expected == "unauthenticated"
