@@ -159,7 +159,10 @@ def _codes(data: Any) -> set[str]:
 
 # Invalid fields whose only fault is the state of other rows: the request is well formed.
 CONFLICT_CODES = {"unique"}  # a name already taken: 409
-MISSING_REFERENCE_CODES = {"does_not_exist"}  # an id that names no row: 422
+# an id that names no row, or a rule no schema states (``ValidationError(..., code=RULE)``:
+# two parameters that exclude each other, a window too long): 422
+MISSING_REFERENCE_CODES = {"does_not_exist"}
+RULE = "rule"
 
 
 def flatten_errors(data: Any, pointer: str = "") -> list[dict[str, str]]:
@@ -215,6 +218,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         elif codes and codes <= MISSING_REFERENCE_CODES:
             response.status_code, code, title = 422, "unknown-reference", "Unknown reference"
             detail = "It refers to something that does not exist (errors name the fields)."
+        elif codes and codes <= MISSING_REFERENCE_CODES | {RULE}:
+            response.status_code, code, title = 422, Unprocessable.default_code, Unprocessable.title
+            detail = "The request is well formed but breaks a rule (errors name the fields)."
     else:
         detail = detail_text(exc) if isinstance(exc, exceptions.APIException) else str(exc)
     body = problem_body(response.status_code, title, detail, str(code).replace("_", "-"), **extra)

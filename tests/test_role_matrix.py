@@ -1,8 +1,9 @@
 """Every caller against every operation, the operations enumerated from the code itself: the
 REST endpoints from the URL conf, the GraphQL fields from the schema, the gRPC methods from the
-service descriptor. Each answer is checked against what the role model allows (DESIGN.md:
-readers read, writers also publish, admins also configure), so an operation added later is in
-the table by itself, and one whose guard is missing or wrong fails here.
+service descriptors, the live streams from the ASGI routes and the GraphQL subscription type.
+Each answer is checked against what the role model allows (DESIGN.md: readers read, writers
+also publish, admins also configure), so an operation added later is in the table by itself,
+and one whose guard is missing or wrong fails here.
 
 Callers: anonymous, an expired token, a forged token, and reader, writer and admin tokens.
 """
@@ -23,6 +24,8 @@ from analytics.grpc_api.server import add_to_server as add_analytics
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
 from events.grpc_api.server import build_server
+from tests.analytics.test_streams import asgi_server  # noqa: F401 - fixture
+from tests.pipeline.test_consumer import topic  # noqa: F401 - fixture of asgi_server
 
 CALLERS = ["anonymous", "expired", "forged", Role.READER, Role.WRITER, Role.ADMIN]
 RANK = {Role.READER: 1, Role.WRITER: 2, Role.ADMIN: 3}
@@ -363,3 +366,70 @@ def test_grpc(channel, credentials, caller, method):
             if expected == "unauthenticated"
             else grpc.StatusCode.PERMISSION_DENIED
         )
+
+
+# --- live streams (the ASGI server) --------------------------------------------------------------
+
+
+def stream_operations() -> list[tuple[str, str]]:
+    """(door, path or field) of every live stream: the SSE and WebSocket routes and the fields
+    of the GraphQL subscription type. Every one needs a reader at least."""
+    from analytics.live.asgi import SSE_PATHS, WEBSOCKET_PATHS
+    from eventhub.schema import schema
+
+    subscription_type = schema.graphql_schema.subscription_type
+    return [
+        *(("sse", path) for path in sorted(SSE_PATHS)),
+        *(("websocket", path) for path in sorted(WEBSOCKET_PATHS)),
+        *(("graphql-ws", name) for name in sorted(subscription_type.fields)),
+    ]
+
+
+STREAMS = stream_operations()
+
+
+def stream_answer(url: str, door: str, target: str, header: str | None) -> str:
+    """What a stream door answered a caller: "allowed", "unauthenticated" or "forbidden"."""
+    import httpx
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": header} if header else {}
+    if door == "sse":
+        with httpx.stream("GET", f"{url}{target}", headers=headers, timeout=5) as response:
+            if response.status_code == 200:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                return "allowed"
+            assert response.headers["content-type"] == PROBLEM
+            return {401: "unauthenticated", 403: "forbidden"}[response.status_code]
+    ws_url = url.replace("http://", "ws://")
+    try:
+        if door == "websocket":
+            with connect(f"{ws_url}{target}", additional_headers=headers) as ws:
+                ws.recv(timeout=1)  # open, and nothing to say yet
+        else:
+            with connect(f"{ws_url}/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+                ws.send(json.dumps({"type": "connection_init", "payload": headers}))
+                assert json.loads(ws.recv(timeout=5)) == {"type": "connection_ack"}
+                query = f"subscription {{ {target} {{ __typename }} }}"
+                ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+                ws.recv(timeout=1)
+    except TimeoutError:
+        return "allowed"
+    except ConnectionClosedError as closed:
+        return {4401: "unauthenticated", 4403: "forbidden"}[closed.rcvd.code]
+    raise AssertionError(f"{door} {target} neither stayed open nor closed with a reason")
+
+
+def test_the_stream_table_holds_every_door():
+    assert {door for door, _ in STREAMS} == {"sse", "websocket", "graphql-ws"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("door", "target"), STREAMS, ids=[f"{d} {t}" for d, t in STREAMS])
+def test_streams(asgi_server, credentials, door, target):  # noqa: F811
+    for caller in CALLERS:
+        header = credentials[caller].get("HTTP_AUTHORIZATION")
+        assert stream_answer(asgi_server, door, target, header) == expected_answer(
+            caller, Role.READER
+        ), caller

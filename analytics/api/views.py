@@ -39,9 +39,17 @@ PROBLEMS = problems(
 
 
 class AnalyticsCSVRenderer(CSVRenderer):
-    """CSV of a view's rows (``csv_rows``), one line per row."""
+    """CSV of a view's rows (``csv_rows``), one line per row; no rows is the header line alone
+    (an empty body would lose its Content-Type: DRF drops it for empty content)."""
 
     format = "csv"
+
+    def render(self, data, media_type=None, renderer_context=None, writer_opts=None):
+        if data == [] and renderer_context and renderer_context.get("view") is not None:
+            view = renderer_context["view"]
+            header = getattr(view, "csv_header", lambda: [])()
+            return ",".join(header).encode() + b"\r\n"
+        return super().render(data, media_type, renderer_context, writer_opts)
 
 
 def _documented(name: str, summary: str, query, answer, *, many: bool = False) -> Any:
@@ -76,6 +84,10 @@ class AnalyticsView(APIView):
 
     def csv_rows(self, data: Any) -> list[dict[str, Any]]:
         return data if isinstance(data, list) else [data]
+
+    def csv_header(self) -> list[str]:
+        """The columns of an answer with no rows: the answer's fields."""
+        return sorted(self.answer_serializer().fields)
 
     def get(self, request: Request) -> Response:
         params = request.query_params.copy()
