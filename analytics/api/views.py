@@ -34,6 +34,8 @@ PROBLEMS = problems(
     s400="Invalid parameters (errors name them)",
     s401="Not authenticated",
     s403="Role not allowed",
+    s422="Well formed parameters that break a rule (since with from, a window too long, too "
+    "many buckets, a filter that is not a query, fewer than two funnel steps)",
     s503="MongoDB or PostgreSQL unavailable (Retry-After)",
 )
 
