@@ -64,6 +64,15 @@ def json_type(field: serializers.Field) -> tuple[tuple[type, ...], str] | None:
     return None
 
 
+def _type_fault(value: Any, expected: tuple[tuple[type, ...], str] | None) -> str | None:
+    if expected is None or value is None:
+        return None
+    types, label = expected
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        return f"Expected {label}."
+    return None
+
+
 class StrictTypes:
     """A serializer mixin: a body's values must have the JSON type the schema names.
 
@@ -78,10 +87,13 @@ class StrictTypes:
                 expected = None if field.read_only or value is None else json_type(field)
                 if expected is None:
                     continue
-                types, label = expected
-                wrong_bool = isinstance(value, bool) and bool not in types
-                if wrong_bool or not isinstance(value, types):
-                    errors[field.field_name] = [f"Expected {label}."]
+                fault = _type_fault(value, expected)
+                if fault is None and isinstance(field, serializers.ListField):
+                    item_type = json_type(field.child)
+                    faults = [_type_fault(item, item_type) for item in value]
+                    fault = next((f"/{i}: {f}" for i, f in enumerate(faults) if f), None)
+                if fault is not None:
+                    errors[field.field_name] = [fault]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)

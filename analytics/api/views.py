@@ -92,7 +92,8 @@ class AnalyticsView(APIView):
         return sorted(self.answer_serializer().fields)
 
     def get(self, request: Request) -> Response:
-        params = request.query_params.copy()
+        # a plain dict: DRF reads "" in a QueryDict as "not given", the schema calls it invalid
+        params = request.query_params.dict()
         params.pop("format", None)
         query = self.query_serializer(data=params)
         query.is_valid(raise_exception=True)

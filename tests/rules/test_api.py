@@ -76,7 +76,8 @@ def test_backtest_counts_with_mongodb_saved_or_draft(client, credentials, mongo_
     ).json()
     assert (draft["matched"], draft["total"]) == (1, 5)
     bad = post(client, url, {"conditions": {"$where": "1"}}, credentials["admin"])
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # an object, as the schema asks, that does not compile
+    assert bad.json()["errors"][0]["pointer"] == "/conditions"
 
 
 def test_the_admin_backtest_action_reports_counts(admin_client_logged_in, mongo_db):

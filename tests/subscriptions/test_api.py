@@ -476,3 +476,13 @@ def test_a_subscriber_without_an_email_shows_null(client, credentials):
         client, credentials, "/api/v1/subscribers", {"name": "q2", "contact_email": None}
     )
     assert explicit.status_code == 201 and explicit.json()["contact_email"] is None
+
+
+def test_the_items_of_a_list_have_the_json_type_too(client, credentials):
+    subscriber = SubscriberFactory()
+    body = new_subscription(subscriber.pk, retry_schedule=[5, "60"])
+    response = post(client, credentials, "/api/v1/subscriptions", body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"pointer": "/retry_schedule", "detail": "/1: Expected an integer."}
+    ]
