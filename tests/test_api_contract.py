@@ -167,7 +167,8 @@ def schemathesis(url: str, token: str, examples: int, report: Path) -> tuple[int
         "--report-junit-path",
         str(report),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # in the test's folder: schemathesis keeps a cache of what it found where it runs
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=report.parent)
     return done.returncode, done.stdout + done.stderr
 
 
