@@ -56,7 +56,7 @@ class ApiKeyPrincipal:
 
 def key_from_request(request: Request) -> str | None:
     header = request.headers.get("X-API-Key")
-    if header:
+    if header is not None:  # present, even empty: a key to check, not a header to ignore
         return header.strip()
     auth = request.headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")

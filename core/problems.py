@@ -1,7 +1,9 @@
 """One error shape for the whole API: RFC 7807 problem details (``application/problem+json``).
 
 DRF views get it through ``problem_exception_handler`` (``REST_FRAMEWORK["EXCEPTION_HANDLER"]``);
-plain Django views, the 404/500 handlers and middleware build it with ``problem_response``.
+plain Django views, the 400/403/404/500 handlers and middleware build it with
+``problem_response``; ``ApiProblemMiddleware`` turns any other error answer under ``/api/`` into
+one.
 Domain errors subclass ``ProblemError`` so they carry their own status, code and title; they
 know nothing of DRF, GraphQL or gRPC. Each door maps them in one place: REST here, GraphQL in
 ``core.graphql.problem_to_error``, gRPC in ``events.grpc_api.server``.
@@ -14,7 +16,8 @@ from http import HTTPStatus
 from typing import Any
 
 import redis
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
@@ -59,6 +62,25 @@ class DependencyUnavailable(ProblemError):
     default_detail = "A service EventHub depends on is unavailable. Try again shortly."
     title = "Service unavailable"
     retry_after = 5
+
+
+class Unprocessable(ProblemError):
+    """Well formed and of the right types, but refused by rules no schema states: a model's
+    ``clean()`` (conditions that do not compile, an example its schema refuses, ...)."""
+
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    default_code = "unprocessable"
+    default_detail = "The request is well formed but breaks the resource's rules."
+    title = "Refused by the resource's rules"
+
+
+def field_errors(exc: DjangoValidationError) -> list[dict[str, str]]:
+    """A model's validation errors as the problem's ``errors`` (JSON pointers)."""
+    return [
+        {"pointer": "/" if field == NON_FIELD_ERRORS else f"/{field}", "detail": message}
+        for field, messages in exc.message_dict.items()
+        for message in messages
+    ]
 
 
 class PayloadTooLarge(ProblemError):
@@ -127,6 +149,22 @@ def detail_text(exc: exceptions.APIException) -> str:
     return str(detail)
 
 
+def _codes(data: Any) -> set[str]:
+    if isinstance(data, dict):
+        return set().union(*(_codes(value) for value in data.values()))
+    if isinstance(data, list):
+        return set().union(*(_codes(value) for value in data))
+    return {str(data)}
+
+
+# Invalid fields whose only fault is the state of other rows: the request is well formed.
+CONFLICT_CODES = {"unique"}  # a name already taken: 409
+# an id that names no row, or a rule no schema states (``ValidationError(..., code=RULE)``:
+# two parameters that exclude each other, a window too long): 422
+MISSING_REFERENCE_CODES = {"does_not_exist"}
+RULE = "rule"
+
+
 def flatten_errors(data: Any, pointer: str = "") -> list[dict[str, str]]:
     """Turn DRF's nested validation errors into ``[{"pointer": "/field/0", "detail": ...}]``."""
     if isinstance(data, dict):
@@ -173,6 +211,16 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         title = "Invalid request"
         detail = "The request has invalid fields."
         extra["errors"] = flatten_errors(exc.detail)
+        codes = _codes(exc.get_codes())
+        if codes and codes <= CONFLICT_CODES:
+            response.status_code, code, title = 409, "conflict", "Conflict"
+            detail = "It conflicts with what exists (errors name the fields)."
+        elif codes and codes <= MISSING_REFERENCE_CODES:
+            response.status_code, code, title = 422, "unknown-reference", "Unknown reference"
+            detail = "It refers to something that does not exist (errors name the fields)."
+        elif codes and codes <= MISSING_REFERENCE_CODES | {RULE}:
+            response.status_code, code, title = 422, Unprocessable.default_code, Unprocessable.title
+            detail = "The request is well formed but breaks a rule (errors name the fields)."
     else:
         detail = detail_text(exc) if isinstance(exc, exceptions.APIException) else str(exc)
     body = problem_body(response.status_code, title, detail, str(code).replace("_", "-"), **extra)
@@ -192,11 +240,68 @@ def _problem_error_response(exc: ProblemError) -> Response:
     return response
 
 
+# What a problem says when all that is known is its status (Django's own pages, a plain view).
+GENERIC_DETAILS = {
+    400: "The request could not be processed (a malformed request or a Host this server does "
+    "not answer to).",
+    403: "This request is not allowed.",
+    404: "No resource at this address.",
+    405: "This method is not allowed here.",
+    413: "The body is larger than this server accepts.",
+    500: "An unexpected error occurred; it has been logged.",
+}
+# Headers of the replaced answer that still hold for the problem that replaces it.
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "X-Request-ID")
+API_PREFIX = "/api/"
+
+
+def status_problem(status_code: int) -> JsonResponse:
+    """The problem of a bare status: its phrase as title and type, a generic detail."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    detail = GENERIC_DETAILS.get(status_code, f"{phrase}.")
+    return problem_response(status_code, phrase, detail, phrase.lower().replace(" ", "-"))
+
+
+class ApiProblemMiddleware:
+    """Every error answer under ``/api/`` in the problem shape, whoever produced it.
+
+    DRF views answer problems already; this catches what answers before or beside them:
+    Django's 404 for unknown paths and for ids a route's pattern refuses, its 400 for a
+    ``Host`` not in ``ALLOWED_HOSTS``, and its debug pages when ``DEBUG`` is on.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path_info.startswith(API_PREFIX)
+            or response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        ):
+            return response
+        problem = status_problem(response.status_code)
+        for name in KEPT_HEADERS:
+            if response.has_header(name):
+                problem[name] = response[name]
+        return problem
+
+
+def handler400(request, exception=None) -> JsonResponse:  # noqa: ARG001 - Django's signature
+    return status_problem(400)
+
+
+def handler403(request, exception=None) -> JsonResponse:  # noqa: ARG001 - Django's signature
+    return status_problem(403)
+
+
 def handler404(request, exception=None) -> JsonResponse:  # noqa: ARG001 - Django's signature
-    return problem_response(404, "Not found", "No resource at this address.", "not-found")
+    return status_problem(404)
 
 
 def handler500(request) -> JsonResponse:  # noqa: ARG001 - Django's signature
-    return problem_response(
-        500, "Server error", "An unexpected error occurred; it has been logged.", "server-error"
-    )
+    return problem_response(500, "Server error", GENERIC_DETAILS[500], "server-error")

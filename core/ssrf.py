@@ -1,9 +1,13 @@
-"""The guard against server-side request forgery for webhook URLs.
+"""The guard against server-side request forgery for webhook URLs, and the egress confinement.
 
 A URL is refused when its host resolves to a loopback, private, link-local, multicast,
 reserved or unspecified address (IPv4 or IPv6, IPv4-mapped IPv6 included), unless the address
-lies in ``settings.WEBHOOK_ALLOWED_NETWORKS``. It is checked when a subscription is saved and
-again before each send, since DNS answers can change.
+lies in ``settings.WEBHOOK_ALLOWED_NETWORKS``. Beside that guard, egress settings confine where
+webhooks may go at all: with ``WEBHOOK_EGRESS_NETWORKS`` set, only addresses in those networks
+may be called (public ones included: tests and CI list loopback only, so nothing generated
+leaves the machine); an address in ``WEBHOOK_EGRESS_DENIED_NETWORKS`` is never called. It is
+all checked when a subscription is saved and again on the addresses each send connects to,
+since DNS answers can change.
 """
 
 from __future__ import annotations
@@ -31,6 +35,15 @@ def allowed_networks():
     return _networks(tuple(settings.WEBHOOK_ALLOWED_NETWORKS))
 
 
+def egress_networks():
+    """The only networks webhooks may reach (empty: no confinement beyond the guard)."""
+    return _networks(tuple(settings.WEBHOOK_EGRESS_NETWORKS))
+
+
+def denied_networks():
+    return _networks(tuple(settings.WEBHOOK_EGRESS_DENIED_NETWORKS))
+
+
 def unmapped(address: IPAddress) -> IPAddress:
     """The IPv4 address inside an IPv4-mapped IPv6 address (``::ffff:10.0.0.1``), else itself."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -56,6 +69,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise UnsafeURL(f"the host {host!r} does not resolve ({exc.strerror})") from exc
+    except UnicodeError as exc:  # no IDNA form: no name a resolver could look up
+        raise UnsafeURL(f"the host {host!r} is not a valid host name") from exc
     return [unmapped(ipaddress.ip_address(info[4][0].split("%")[0])) for info in infos]
 
 
@@ -82,19 +97,31 @@ def check_url(url: str) -> list[IPAddress]:
     return addresses
 
 
-def is_allowed_address(address: IPAddress) -> bool:
-    """Whether a connection to ``address`` may be made (public, or in the allow-list)."""
+def address_refusal(address: IPAddress) -> str | None:
+    """Why a connection to ``address`` may not be made, or None when it may."""
     address = unmapped(address)
-    return any(address in network for network in allowed_networks()) or not (
-        is_forbidden_address(address)
-    )
+    confined = egress_networks()
+    if confined and not any(address in network for network in confined):
+        return "an address outside WEBHOOK_EGRESS_NETWORKS, the only networks webhooks may reach"
+    if any(address in network for network in denied_networks()):
+        return "an address in WEBHOOK_EGRESS_DENIED_NETWORKS"
+    if is_forbidden_address(address) and not any(
+        address in network for network in allowed_networks()
+    ):
+        return (
+            "a private, loopback or reserved address; allow its network in "
+            "WEBHOOK_ALLOWED_NETWORKS to use it"
+        )
+    return None
+
+
+def is_allowed_address(address: IPAddress) -> bool:
+    """Whether a connection to ``address`` may be made (see ``address_refusal``)."""
+    return address_refusal(address) is None
 
 
 def refusal(host: str, address: IPAddress) -> str:
-    return (
-        f"{host} resolves to {address}, a private, loopback or reserved "
-        "address; allow its network in WEBHOOK_ALLOWED_NETWORKS to use it"
-    )
+    return f"{host} resolves to {address}, {address_refusal(address) or 'refused'}"
 
 
 def check_literal(url: str) -> None:

@@ -7,6 +7,8 @@ when present, is read first (real environment variables win).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +28,16 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
     SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
+# Keys of the secrets kept encrypted in PostgreSQL (signing secrets, subscription header values),
+# newest first: Fernet keys, every one decrypts, the first encrypts (core.encryption). Required
+# when DEBUG is off; in local development a key is derived from the secret key.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+if not FIELD_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DJANGO_DEBUG is off")
+    FIELD_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
+    ]
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -51,10 +63,13 @@ INSTALLED_APPS = [
     "rules",
     "webhooks",
     "analytics",
+    "axes",  # failed logins, lockout (accounts.lockout)
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # outside the others, so the errors they answer (a disallowed Host) become problems too
+    "core.problems.ApiProblemMiddleware",
     # the request id (X-Request-ID) of every log line and answer; http_requests_total
     "eventhub.middleware.RequestObservation",
     "django.middleware.security.SecurityMiddleware",
@@ -66,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # last: it answers for a login that axes refused (accounts.lockout)
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "eventhub.urls"
@@ -241,6 +258,10 @@ HEALTH_RETRY_AFTER = env_int("HEALTH_RETRY_AFTER", 5, minimum=1)
 # Networks that webhook URLs may point at even though they are private or loopback
 # (comma-separated CIDRs, e.g. "127.0.0.0/8,::1/128" for local development). Empty: none.
 WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
+# Egress beside that guard: when set, the only networks webhooks may reach, public addresses
+# included (tests and CI: loopback only); and networks never reached whatever the rest says.
+WEBHOOK_EGRESS_NETWORKS = env_list("WEBHOOK_EGRESS_NETWORKS")
+WEBHOOK_EGRESS_DENIED_NETWORKS = env_list("WEBHOOK_EGRESS_DENIED_NETWORKS")
 WEBHOOK_DEFAULT_TIMEOUT = env_int("WEBHOOK_DEFAULT_TIMEOUT", 15, minimum=1)
 WEBHOOK_DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
 WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 24, minimum=0)
@@ -270,6 +291,20 @@ CELERY_BEAT_SCHEDULE["sweep-deliveries"] = {
 }
 
 # --- Auth and the API --------------------------------------------------------------------------
+# Password guessing (the admin login and POST /api/v1/auth/token): after this many failures for
+# one user name from one address, that pair is refused for this many minutes (django-axes).
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before the others
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -284,8 +319,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["core.filtering.StrictFilterBackend"],
+    # The API reads JSON only (the events endpoints read their bodies themselves).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "core.api.ProblemAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.CursorPage",
     "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "publish": THROTTLE_PUBLISH_RATE,
@@ -299,9 +337,16 @@ SIMPLE_JWT = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "EventHub API",
-    "DESCRIPTION": "Publish business events, manage subscriptions and follow webhook deliveries.",
+    "DESCRIPTION": (
+        "Publish business events, manage subscriptions and follow webhook deliveries. Every "
+        "error is application/problem+json (RFC 7807). Request bodies are JSON; their strings "
+        "may not contain NUL (U+0000), which is refused with 400."
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components: what is read-only, and what a request may not
+    # leave empty, differ between the two directions.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Internationalisation, static files --------------------------------------------------------

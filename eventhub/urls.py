@@ -3,11 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from accounts.api.views import TokenObtainView, TokenRefreshView
 from eventhub import health, metrics
 from eventhub.graphql import EventHubGraphQLView
 
+handler400 = "core.problems.handler400"
+handler403 = "core.problems.handler403"
 handler404 = "core.problems.handler404"
 handler500 = "core.problems.handler500"
 
@@ -22,7 +24,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("graphql", EventHubGraphQLView.as_view(), name="graphql"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("api/v1/auth/token", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("api/v1/auth/token", TokenObtainView.as_view(), name="token-obtain"),
     path("api/v1/auth/token/refresh", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/v1/", include("events.api.urls")),
     path("api/v1/", include("rules.api.urls")),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -215,9 +215,24 @@ class EventHubClient:
         Filters: ``type``, ``source``, ``subject``/``user_id``, ``severity_min``,
         ``severity_max``, ``since``, ``until``, ``limit``, ``cursor``.
         """
+        return self.page("/api/v1/events", **filters)
+
+    def page(self, path: str, **filters: Any) -> dict[str, Any]:
+        """One page of any list (``/api/v1/deliveries``, ``/api/v1/subscriptions``, ...):
+        ``{"results": [...], "next": cursor or None}``; pass ``cursor=`` for the next one."""
         fields = {k: str(v) for k, v in filters.items() if v is not None}
-        data, _ = self._request("GET", "/api/v1/events", fields=fields)
+        data, _ = self._request("GET", path, fields=fields)
         return data
+
+    def pages(self, path: str, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a list, page after page, following the ``next`` cursors."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            data = self.page(path, **filters, cursor=cursor)
+            yield from data["results"]
+            cursor = data.get("next")
+            if not cursor:
+                return
 
     # --- plumbing -----------------------------------------------------------------------------
 

@@ -13,15 +13,10 @@ from pymongo import DESCENDING
 from pymongo.errors import OperationFailure
 
 from core import mongo
+from core.pagination import InvalidCursor
 from core.problems import DependencyUnavailable, ProblemError
 
 INDEX_NOT_FOUND = 27
-
-
-class InvalidCursor(ProblemError):
-    default_code = "invalid-cursor"
-    default_detail = "The cursor is not one this API gave out."
-    title = "Invalid cursor"
 
 
 class EventAmbiguous(ProblemError):
@@ -140,17 +135,43 @@ def event_get(event_id: str, source: str | None = None) -> dict[str, Any] | None
     return documents[0] if documents else None
 
 
-def events_search(*, text: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Events whose payload or metadata text matches, best match first."""
+# Deepest a search's pages go: each page skips the matches of those before it.
+SEARCH_MAX_OFFSET = 10_000
+
+
+def _search_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
+
+
+def _search_offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
     try:
-        return list(
+        offset = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["offset"]
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise InvalidCursor() from exc
+    if not isinstance(offset, int) or not 0 < offset <= SEARCH_MAX_OFFSET:
+        raise InvalidCursor()
+    return offset
+
+
+def events_search(
+    *, text: str, limit: int = 50, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Events whose payload or metadata text matches, best match first; returns the page and
+    the cursor of the next one (None at the end, or past ``SEARCH_MAX_OFFSET`` matches)."""
+    offset = _search_offset(cursor)
+    try:
+        documents = list(
             mongo.get_db()[mongo.EVENTS]
             .find(
                 {"$text": {"$search": text}},
                 {"_id": 0, "search_text": 0, "score": {"$meta": "textScore"}},
             )
-            .sort([("score", {"$meta": "textScore"})])
-            .limit(limit)
+            # _id breaks ties of score, so the pages of one search neither repeat nor skip
+            .sort([("score", {"$meta": "textScore"}), ("_id", 1)])
+            .skip(offset)
+            .limit(limit + 1)
         )
     except OperationFailure as exc:
         if exc.code == INDEX_NOT_FOUND:
@@ -159,3 +180,6 @@ def events_search(*, text: str, limit: int = 50) -> list[dict[str, Any]]:
                 "(python manage.py ensure_mongo_indexes)."
             ) from exc
         raise
+    following = offset + limit
+    more = len(documents) > limit and following <= SEARCH_MAX_OFFSET
+    return documents[:limit], _search_cursor(following) if more else None

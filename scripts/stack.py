@@ -52,6 +52,8 @@ def processes() -> dict[str, list[str]]:
         "web": [
             str(BIN / "gunicorn"),
             "eventhub.wsgi",
+            "--config",
+            str(ROOT / "gunicorn.conf.py"),
             "--bind",
             f"127.0.0.1:{web_port()}",
             "--workers",

@@ -22,7 +22,8 @@ class SubscriberNode(DjangoObjectType):
 
 class SubscriptionNode(DjangoObjectType):
     filter = GenericScalar()
-    headers = GenericScalar()
+    # the names only: header values may be the endpoint's credentials (write-only in REST too)
+    header_names = graphene.List(graphene.NonNull(graphene.String), required=True)
     event_types = graphene.List(graphene.NonNull(graphene.String), required=True)
     retry_schedule = graphene.List(graphene.NonNull(graphene.Int), required=True)
 
@@ -42,12 +43,14 @@ class SubscriptionNode(DjangoObjectType):
             "retry_schedule",
             "timeout_seconds",
             "rate_limit_per_second",
-            "headers",
             "output_format",
             "ordered",
             "created_at",
             "updated_at",
         ]
+
+    def resolve_header_names(self, info) -> list[str]:
+        return sorted(self.headers or {})
 
 
 def _subscription(id: str) -> Subscription:

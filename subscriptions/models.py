@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from core.encryption import EncryptedJSONField, EncryptedTextField
 from core.ssrf import UnsafeURL, check_url
 from querylang import QueryError, validate_query
 from subscriptions.patterns import is_valid_pattern, pattern_matches
@@ -80,7 +81,8 @@ class Subscription(models.Model):
     rate_limit_per_second = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty: no limit."
     )
-    headers = models.JSONField(default=dict, blank=True, help_text="Extra HTTP headers to send.")
+    # encrypted at rest: header values are often the endpoint's credentials
+    headers = EncryptedJSONField(default=dict, blank=True, help_text="Extra HTTP headers to send.")
     output_format = models.CharField(
         max_length=20, choices=OutputFormat.choices, default=OutputFormat.STANDARD_WEBHOOKS
     )
@@ -196,7 +198,7 @@ class SigningSecret(models.Model):
     """
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="secrets")
-    secret = models.CharField(max_length=100, editable=False)
+    secret = EncryptedTextField(editable=False)  # encrypted at rest (core.encryption)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
 

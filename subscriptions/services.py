@@ -13,7 +13,7 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from accounts.services import audit_log_record
-from core.problems import ProblemError
+from core.problems import Unprocessable, field_errors
 from core.signing import generate_secret
 from subscriptions.models import SigningSecret, Subscriber, Subscription
 
@@ -81,8 +81,7 @@ def subscription_set_state(
     )
 
 
-class SubscriptionInvalid(ProblemError):
-    status_code = 422
+class SubscriptionInvalid(Unprocessable):
     default_code = "invalid-subscription"
     title = "Invalid subscription"
 
@@ -111,14 +110,7 @@ def subscription_create(
         subscription.full_clean()
     except ValidationError as exc:
         raise SubscriptionInvalid(
-            "The subscription is not valid.",
-            extra={
-                "errors": [
-                    {"pointer": f"/{field}", "detail": message}
-                    for field, messages in exc.message_dict.items()
-                    for message in messages
-                ]
-            },
+            "The subscription is not valid.", extra={"errors": field_errors(exc)}
         ) from exc
     subscription.save()
     secret = subscription_add_secret(subscription=subscription)

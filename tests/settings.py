@@ -22,6 +22,8 @@ KAFKA_PARTITIONS = 3
 
 # The tests' webhook receivers listen on loopback.
 WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+# ... and nothing a test generates may leave the machine: loopback is all webhooks reach.
+WEBHOOK_EGRESS_NETWORKS = ["127.0.0.0/8", "::1/128"]
 
 CACHES["default"]["KEY_PREFIX"] = "eventhub-test"  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False

@@ -149,6 +149,12 @@ class DeliveryAttempt(models.Model):
     response_body = models.TextField(blank=True, help_text="The first bytes of the response.")
     duration_ms = models.PositiveIntegerField(default=0)
     error_class = models.CharField(max_length=12, choices=ErrorClass.choices, blank=True)
+    remote_address = models.GenericIPAddressField(
+        null=True,
+        blank=True,
+        unpack_ipv4=True,
+        help_text="The address the request went to (null when none answered).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

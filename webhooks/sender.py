@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -58,6 +59,7 @@ class Outcome:
     error_class: str = ""
     error: str = ""
     retry_after: float | None = None
+    remote_address: str | None = None  # the address connected to, when a response came
 
     @property
     def succeeded(self) -> bool:
@@ -105,6 +107,23 @@ def _error_class(exc: BaseException) -> str:
     return ErrorClass.CONNECTION
 
 
+# The address the current request's connection goes to, set by the connector in the request's
+# own task (each request runs in one): read once the response came, whether or not its
+# connection has already gone back to the pool.
+_remote: ContextVar[str | None] = ContextVar("webhook_remote_address", default=None)
+
+
+class RecordingConnector(aiohttp.TCPConnector):
+    """The pooled connector, noting which address each request's connection goes to."""
+
+    async def connect(self, req, traces, timeout):
+        connection = await super().connect(req, traces, timeout)
+        transport = connection.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        _remote.set(str(peer[0]).split("%")[0] if peer else None)
+        return connection
+
+
 class Sender:
     """The process's event loop thread and HTTP session."""
 
@@ -134,7 +153,7 @@ class Sender:
         self._in_flight = asyncio.Semaphore(settings.WEBHOOK_MAX_IN_FLIGHT)
         return aiohttp.ClientSession(
             # the limits are the gates above, taken before a request's clock starts
-            connector=aiohttp.TCPConnector(
+            connector=RecordingConnector(
                 limit=0,
                 limit_per_host=0,
                 resolver=GuardedResolver(),
@@ -188,6 +207,7 @@ class Sender:
 
     async def _post(self, request: OutboundRequest) -> Outcome:
         started = time.monotonic()
+        _remote.set(None)
         try:
             ssrf.check_literal(request.url)
             async with asyncio.timeout(request.timeout):
@@ -199,6 +219,7 @@ class Sender:
                 ) as response:
                     excerpt = await response.content.read(BODY_EXCERPT_BYTES)
                     return Outcome(
+                        remote_address=_remote.get(),
                         status=response.status,
                         body=excerpt.decode("utf-8", errors="replace"),
                         duration_ms=int((time.monotonic() - started) * 1000),

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from analytics.selectors import BUCKETS, Filters, Window, bucket_count
 from core.api import DurationField
+from core.problems import RULE
 from querylang import QueryError, validate_query
 
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -30,15 +31,18 @@ class WindowQuerySerializer(serializers.Serializer):
         now = datetime.now(tz=UTC)
         start, until, since = attrs.get("from"), attrs.get("until"), attrs.get("since")
         if since is not None and start is not None:
-            raise serializers.ValidationError({"since": "Give since or from, not both."})
+            raise serializers.ValidationError({"since": "Give since or from, not both."}, code=RULE)
         until = until or now
         if start is None:
             start = until - (since or timedelta(hours=24))
         if start >= until:
-            raise serializers.ValidationError({"until": "The window must end after it starts."})
+            raise serializers.ValidationError(
+                {"until": "The window must end after it starts."}, code=RULE
+            )
         if until - start > timedelta(days=settings.ANALYTICS_MAX_WINDOW_DAYS):
             raise serializers.ValidationError(
-                {"since": f"A window spans at most {settings.ANALYTICS_MAX_WINDOW_DAYS} days."}
+                {"since": f"A window spans at most {settings.ANALYTICS_MAX_WINDOW_DAYS} days."},
+                code=RULE,
             )
         attrs["window"] = Window(start, until)
         return attrs
@@ -73,17 +77,17 @@ class StreamFilterSerializer(serializers.Serializer):
         try:
             query = json.loads(value)
         except ValueError as exc:
-            raise serializers.ValidationError(f"Not JSON: {exc}.") from exc
+            raise serializers.ValidationError(f"Not JSON: {exc}.", code=RULE) from exc
         try:
             validate_query(query)
         except QueryError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
+            raise serializers.ValidationError(str(exc), code=RULE) from exc
         return query
 
     def validate_type(self, value: str) -> tuple[str, ...]:
         names = tuple(name.strip() for name in value.split(",") if name.strip())
         if not names:
-            raise serializers.ValidationError("Name at least one event type.")
+            raise serializers.ValidationError("Name at least one event type.", code=RULE)
         return names
 
     def filters(self) -> Filters:
@@ -106,7 +110,8 @@ class TimeseriesQuerySerializer(StreamFilterSerializer, WindowQuerySerializer):
                 {
                     "bucket": f"More than {settings.ANALYTICS_MAX_BUCKETS} buckets: "
                     "choose a larger bucket or a shorter window."
-                }
+                },
+                code=RULE,
             )
         return attrs
 
@@ -127,7 +132,9 @@ class FunnelQuerySerializer(WindowQuerySerializer):
     def validate_steps(self, value: str) -> list[str]:
         steps = [step.strip() for step in value.split(",") if step.strip()]
         if not 2 <= len(steps) <= 20:
-            raise serializers.ValidationError("Name 2 to 20 event types, comma-separated.")
+            raise serializers.ValidationError(
+                "Name 2 to 20 event types, comma-separated.", code=RULE
+            )
         return steps
 
 

@@ -34,14 +34,24 @@ PROBLEMS = problems(
     s400="Invalid parameters (errors name them)",
     s401="Not authenticated",
     s403="Role not allowed",
+    s422="Well formed parameters that break a rule (since with from, a window too long, too "
+    "many buckets, a filter that is not a query, fewer than two funnel steps)",
     s503="MongoDB or PostgreSQL unavailable (Retry-After)",
 )
 
 
 class AnalyticsCSVRenderer(CSVRenderer):
-    """CSV of a view's rows (``csv_rows``), one line per row."""
+    """CSV of a view's rows (``csv_rows``), one line per row; no rows is the header line alone
+    (an empty body would lose its Content-Type: DRF drops it for empty content)."""
 
     format = "csv"
+
+    def render(self, data, media_type=None, renderer_context=None, writer_opts=None):
+        if data == [] and renderer_context and renderer_context.get("view") is not None:
+            view = renderer_context["view"]
+            header = getattr(view, "csv_header", lambda: [])()
+            return ",".join(header).encode() + b"\r\n"
+        return super().render(data, media_type, renderer_context, writer_opts)
 
 
 def _documented(name: str, summary: str, query, answer, *, many: bool = False) -> Any:
@@ -77,8 +87,13 @@ class AnalyticsView(APIView):
     def csv_rows(self, data: Any) -> list[dict[str, Any]]:
         return data if isinstance(data, list) else [data]
 
+    def csv_header(self) -> list[str]:
+        """The columns of an answer with no rows: the answer's fields."""
+        return sorted(self.answer_serializer().fields)
+
     def get(self, request: Request) -> Response:
-        params = request.query_params.copy()
+        # a plain dict: DRF reads "" in a QueryDict as "not given", the schema calls it invalid
+        params = request.query_params.dict()
         params.pop("format", None)
         query = self.query_serializer(data=params)
         query.is_valid(raise_exception=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from core.api import ModelSerializer
+from core.fields import QueryIntegerField
+from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from core.problems import Unprocessable, field_errors
 from events.models import EventType
 from events.services import ANSWERS
 
@@ -32,7 +36,9 @@ class EventInSerializer(serializers.Serializer):
 
 
 class PublishResultSerializer(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.CharField(
+        allow_null=True, help_text="null for a batch item that is not an event object."
+    )
     status = serializers.ChoiceField([answer.value for answer in ANSWERS])
     errors = serializers.ListField(child=serializers.DictField(), required=False)
 
@@ -61,8 +67,12 @@ class EventOutSerializer(serializers.Serializer):
 
 
 class EventPageSerializer(serializers.Serializer):
+    """A page of events, in the shape of every list (``core.pagination``)."""
+
     results = EventOutSerializer(many=True)
-    next = serializers.CharField(allow_null=True, help_text="Cursor of the next page.")
+    next = serializers.CharField(
+        allow_null=True, help_text="Cursor of the next page (`?cursor=`); null on the last page."
+    )
 
 
 class EventQuerySerializer(serializers.Serializer):
@@ -70,20 +80,27 @@ class EventQuerySerializer(serializers.Serializer):
     source = serializers.CharField(required=False)
     subject = serializers.CharField(required=False)
     user_id = serializers.CharField(required=False, help_text="Same as subject.")
-    severity_min = serializers.IntegerField(required=False, min_value=1, max_value=10)
-    severity_max = serializers.IntegerField(required=False, min_value=1, max_value=10)
+    severity_min = QueryIntegerField(required=False, min_value=1, max_value=10)
+    severity_max = QueryIntegerField(required=False, min_value=1, max_value=10)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    cursor = serializers.CharField(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
+    cursor = serializers.CharField(required=False, help_text="The `next` of the previous page.")
+    limit = QueryIntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
+    )
 
 
 class SearchQuerySerializer(serializers.Serializer):
     q = serializers.CharField(min_length=1, max_length=200)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+    cursor = serializers.CharField(required=False, help_text="The `next` of the previous page.")
+    limit = QueryIntegerField(required=False, min_value=1, max_value=200, default=50)
 
 
-class EventTypeSerializer(serializers.ModelSerializer):
+class EventTypeSerializer(ModelSerializer):
+    schema = serializers.DictField(
+        required=False, help_text="JSON Schema (2020-12) the event's data must satisfy."
+    )
+
     class Meta:
         model = EventType
         fields = [
@@ -105,7 +122,9 @@ class EventTypeSerializer(serializers.ModelSerializer):
         try:
             instance.clean()
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
+            raise Unprocessable(
+                "The event type is not valid.", extra={"errors": field_errors(exc)}
+            ) from exc
         return attrs
 
     def _current(self) -> dict:

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
-from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -173,8 +173,18 @@ PUBLISH_PARAMETERS = [
 ]
 
 
+def waits_for_broker(request: Request) -> bool:
+    """``mode=sync`` (the default) or ``mode=async``; any other mode is a 400."""
+    mode = request.query_params.get("mode", "sync")
+    if mode not in ("sync", "async"):
+        raise ValidationError({"mode": ['Use "sync" or "async".']})
+    return mode == "sync"
+
+
 class EventsView(APIView):
     """``GET``: list stored events (reader). ``POST``: publish one event (writer)."""
+
+    body_required = True  # ProblemAutoSchema: a POST without a body is refused
 
     def get_permissions(self):
         return [IsWriter()] if self.request.method == "POST" else [IsReader()]
@@ -195,7 +205,7 @@ class EventsView(APIView):
         responses=PUBLISH_RESPONSES,
     )
     def post(self, request: Request) -> Response:
-        return self.publish(request, wait=request.query_params.get("mode") != "async")
+        return self.publish(request, wait=waits_for_broker(request))
 
     def publish(self, request: Request, *, wait: bool) -> Response:
         body = read_body(request, settings.INGEST_MAX_EVENT_BYTES)
@@ -215,7 +225,8 @@ class EventsView(APIView):
         responses={200: EventPageSerializer, **problems(s400="Invalid query", s503="MongoDB down")},
     )
     def get(self, request: Request) -> Response:
-        query = EventQuerySerializer(data=request.query_params)
+        # a plain dict: DRF reads "" in a QueryDict as "not given", the schema calls it invalid
+        query = EventQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         params = query.validated_data
         filters = EventFilters(
@@ -236,6 +247,8 @@ class EventsView(APIView):
 class EventsAsyncView(EventsView):
     """Publish one event and answer as soon as the producer holds it."""
 
+    http_method_names = ["post", "options"]
+
     @extend_schema(
         operation_id="events_publish_async",
         summary="Publish one event without waiting for the broker",
@@ -246,14 +259,21 @@ class EventsAsyncView(EventsView):
     def post(self, request: Request) -> Response:
         return self.publish(request, wait=False)
 
-    @extend_schema(exclude=True)
-    def get(self, request: Request) -> Response:
-        raise NotFound()
+
+# Each item of a batch is judged on its own and answered in the results (an item that is no
+# event is "invalid" there, the others go on), so the request takes any JSON values.
+BATCH_ITEMS = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": settings.INGEST_MAX_BATCH_EVENTS,
+    "items": {"description": "An event in any single-event form (see EventIn)."},
+}
 
 
 class EventBatchView(APIView):
     permission_classes = [IsWriter]
     throttle_classes = [PublishRateThrottle]
+    body_required = True
 
     @extend_schema(
         operation_id="events_publish_batch",
@@ -264,8 +284,17 @@ class EventBatchView(APIView):
             "on its own (accepted, duplicate, invalid with reasons, failed); the others go on."
         ),
         request={
-            "application/json": EventInSerializer(many=True),
-            CE_BATCH: EventInSerializer(many=True),
+            "application/json": {
+                "oneOf": [
+                    BATCH_ITEMS,
+                    {
+                        "type": "object",
+                        "required": ["events"],
+                        "properties": {"events": BATCH_ITEMS},
+                    },
+                ]
+            },
+            CE_BATCH: BATCH_ITEMS,
         },
         parameters=PUBLISH_PARAMETERS,
         responses={
@@ -316,7 +345,7 @@ class EventBatchView(APIView):
         unreadable = len(outcomes) - len(positions)
         if unreadable:
             events_rejected(RejectReason.UNREADABLE, unreadable)
-        wait = request.query_params.get("mode") != "async"
+        wait = waits_for_broker(request)
         for index, outcome in zip(
             positions,
             events_publish(envelopes=envelopes, wait=wait, door=Door.REST, request_id=rid),
@@ -376,15 +405,16 @@ class EventSearchView(APIView):
         operation_id="events_search",
         summary="Full-text search over event payloads and metadata",
         parameters=[SearchQuerySerializer],
-        responses={200: EventOutSerializer(many=True), **problems(s400="Invalid query")},
+        responses={200: EventPageSerializer, **problems(s400="Invalid query")},
     )
     def get(self, request: Request) -> Response:
-        query = SearchQuerySerializer(data=request.query_params)
+        query = SearchQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        documents = events_search(
-            text=query.validated_data["q"], limit=query.validated_data["limit"]
+        params = query.validated_data
+        documents, cursor = events_search(
+            text=params["q"], limit=params["limit"], cursor=params.get("cursor")
         )
-        return Response([document_to_event(d) for d in documents])
+        return Response({"results": [document_to_event(d) for d in documents], "next": cursor})
 
 
 class EventTypeViewSet(viewsets.ModelViewSet):

@@ -22,11 +22,12 @@ from accounts.authentication import has_role, principal_id, user_from_headers
 from core import strict_json
 from core.correlation import given_request_id, request_context
 from core.documents import document_to_event
+from core.pagination import InvalidCursor
 from core.problems import DEPENDENCY_ERRORS, DependencyUnavailable, detail_text
 from events.envelope import EnvelopeError, from_document
 from events.grpc_api import eventhub_pb2 as pb
 from events.grpc_api import eventhub_pb2_grpc as pb_grpc
-from events.selectors import EventFilters, InvalidCursor, events_list
+from events.selectors import EventFilters, events_list
 from events.services import (
     Door,
     PublishOutcome,

@@ -1,10 +1,22 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from core.api import ModelSerializer, Serializer
+from core.problems import Unprocessable, field_errors
 from rules.models import Rule
 
 
-class RuleSerializer(serializers.ModelSerializer):
+class RuleSerializer(ModelSerializer):
+    conditions = serializers.DictField(
+        required=False, help_text="MongoDB query language; {} matches every event."
+    )
+    actions = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        help_text='Each {"type": "notify" | "deliver" (with "subscription") | "publish" '
+        '(with "topic")}.',
+    )
+
     class Meta:
         model = Rule
         fields = [
@@ -32,13 +44,15 @@ class RuleSerializer(serializers.ModelSerializer):
         try:
             rule.clean()
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
+            raise Unprocessable(
+                "The rule is not valid.", extra={"errors": field_errors(exc)}
+            ) from exc
         return attrs
 
 
-class BacktestRequestSerializer(serializers.Serializer):
+class BacktestRequestSerializer(Serializer):
     days = serializers.IntegerField(min_value=1, max_value=365, default=7)
-    conditions = serializers.JSONField(
+    conditions = serializers.DictField(
         required=False, help_text="A draft to test instead of the saved conditions."
     )
 

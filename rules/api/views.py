@@ -1,13 +1,14 @@
 """Rules CRUD (readers list, admins change) and the backtest action."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.permissions import ReadOrAdmin
 from accounts.throttling import ReadRateThrottle
+from core.problems import Unprocessable
 from querylang import QueryError
 from rules.api.serializers import (
     BacktestRequestSerializer,
@@ -24,6 +25,7 @@ class RuleViewSet(viewsets.ModelViewSet):
     permission_classes = [ReadOrAdmin]
     throttle_classes = [ReadRateThrottle]
     filterset_fields = ["enabled"]
+    lookup_value_regex = r"\d+"
 
     @extend_schema(
         request=BacktestRequestSerializer,
@@ -39,5 +41,8 @@ class RuleViewSet(viewsets.ModelViewSet):
         try:
             result = rule_backtest(conditions=conditions, days=params.validated_data["days"])
         except QueryError as exc:
-            raise serializers.ValidationError({"conditions": [str(exc)]}) from exc
+            raise Unprocessable(
+                "The conditions do not compile.",
+                extra={"errors": [{"pointer": "/conditions", "detail": str(exc)}]},
+            ) from exc
         return Response(BacktestResultSerializer(result).data)

@@ -7,11 +7,18 @@ carry the endpoint's credentials, so they are write-only too (``header_names`` s
 
 from __future__ import annotations
 
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from core.api import DurationField
+from core.api import (
+    DurationField,
+    ModelSerializer,
+    OptionalEmailField,
+    Serializer,
+    StringField,
+)
+from core.problems import field_errors
 from subscriptions.models import SigningSecret, Subscriber, Subscription
 from subscriptions.services import SubscriptionInvalid
 
@@ -19,18 +26,13 @@ from subscriptions.services import SubscriptionInvalid
 def subscription_invalid(exc: DjangoValidationError) -> SubscriptionInvalid:
     """The model's validation errors as the 422 problem ``subscription_create`` raises."""
     return SubscriptionInvalid(
-        "The subscription is not valid.",
-        extra={
-            "errors": [
-                {"pointer": "/" if field == NON_FIELD_ERRORS else f"/{field}", "detail": message}
-                for field, messages in exc.message_dict.items()
-                for message in messages
-            ]
-        },
+        "The subscription is not valid.", extra={"errors": field_errors(exc)}
     )
 
 
-class SubscriberSerializer(serializers.ModelSerializer):
+class SubscriberSerializer(ModelSerializer):
+    contact_email = OptionalEmailField(max_length=254, help_text="null: none given.")
+
     class Meta:
         model = Subscriber
         fields = [
@@ -68,7 +70,23 @@ HEALTH_FIELDS = [
 ]
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(ModelSerializer):
+    # A CharField, not a URLField: whether it is a URL that may be called is the model's
+    # (Django's URL validator and the SSRF and egress guards), answered 422 with the others.
+    url = serializers.CharField(
+        max_length=2048, validators=[RegexValidator(r"^https?://", "Use an http or https URL.")]
+    )
+    filter = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="Optional condition in MongoDB's query language (null: every event).",
+    )
+    headers = serializers.DictField(
+        child=StringField(allow_blank=True),
+        required=False,
+        write_only=True,
+        help_text="Extra HTTP headers to send (write-only: they may be credentials).",
+    )
     secret_hints = SecretHintSerializer(
         source="secrets", many=True, read_only=True, help_text="The secrets that sign now."
     )
@@ -99,13 +117,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = [*HEALTH_FIELDS, "created_at", "updated_at"]
-        extra_kwargs = {
-            "event_types": {"allow_empty": False},
-            "headers": {
-                "write_only": True,
-                "help_text": "Extra HTTP headers to send (write-only: they may be credentials).",
-            },
-        }
+        extra_kwargs = {"event_types": {"allow_empty": False, "min_length": 1}}
 
     def get_header_names(self, subscription: Subscription) -> list[str]:
         return sorted(subscription.headers or {})
@@ -131,11 +143,11 @@ class SubscriptionCreatedSerializer(SubscriptionSerializer):
         fields = [*SubscriptionSerializer.Meta.fields, "secret"]
 
 
-class StateChangeSerializer(serializers.Serializer):
+class StateChangeSerializer(Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 
-class ResumeRequestSerializer(serializers.Serializer):
+class ResumeRequestSerializer(Serializer):
     release_held = serializers.BooleanField(
         default=False, help_text="Also queue the deliveries held while it was not active."
     )
@@ -147,7 +159,7 @@ class ResumeResultSerializer(serializers.Serializer):
     held = serializers.IntegerField(help_text="Deliveries still held.")
 
 
-class RotateSecretRequestSerializer(serializers.Serializer):
+class RotateSecretRequestSerializer(Serializer):
     overlap = DurationField(
         required=False,
         allow_zero=True,

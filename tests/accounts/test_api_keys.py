@@ -35,3 +35,10 @@ def test_the_roles_exist_with_their_permissions():
     assert writer == reader | {"publish_event"}
     assert {"change_subscription", "add_rule", "delete_eventtype", "add_apikey"} <= admin
     assert "publish_event" in admin
+
+
+def test_an_empty_api_key_header_is_refused_even_beside_a_valid_token(client, credentials):
+    # a present but empty X-API-Key is a credential that fails, not one to skip for the JWT
+    response = client.get("/api/v1/event-types", HTTP_X_API_KEY="", **credentials["admin"])
+    assert response.status_code == 401
+    assert response.json()["type"].endswith("/invalid-api-key")

@@ -118,6 +118,16 @@ class TestAgainstTheServer:
         assert caught.value.status == 422
         assert caught.value.errors[0]["pointer"] == "/type"
 
+    def test_pages_follows_the_cursors_of_any_list(self, live_server, payment_type):
+        made = {EventTypeFactory(name=f"client.type_{n}").name for n in range(7)}
+        _, key = api_key_create(name="client reader", role=Role.READER)
+        with EventHubClient(live_server.url, api_key=key) as reader:
+            first = reader.page("/api/v1/event-types", limit=3)
+            assert len(first["results"]) == 3 and first["next"]
+            names = [t["name"] for t in reader.pages("/api/v1/event-types", limit=3)]
+        assert len(names) == len(set(names)) == 8  # the seven and payment.failed, once each
+        assert made <= set(names)
+
     def test_a_bad_key_raises_401(self, live_server, payment_type):
         client = EventHubClient(live_server.url, api_key="ehk_not-a-real-key")
         with pytest.raises(EventHubError) as caught:

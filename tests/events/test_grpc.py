@@ -37,42 +37,7 @@ def good_event(**overrides) -> pb.Event:
     return pb.Event(**fields)
 
 
-CALLS = {
-    "CreateEvent": (
-        lambda s, md: s.CreateEvent(pb.CreateEventRequest(event=good_event()), metadata=md),
-        "writer",
-    ),
-    "CreateEvents": (
-        lambda s, md: s.CreateEvents(pb.CreateEventsRequest(events=[good_event()]), metadata=md),
-        "writer",
-    ),
-    "StreamEvents": (
-        lambda s, md: list(
-            s.StreamEvents(iter([pb.StreamRequest(event=good_event(), sequence=1)]), metadata=md)
-        ),
-        "writer",
-    ),
-    "GetEvents": (lambda s, md: s.GetEvents(pb.GetEventsRequest(limit=5), metadata=md), "reader"),
-}
-RANK = {"reader": 1, "writer": 2, "admin": 3}
-
-
-@pytest.mark.parametrize("caller", ["anonymous", "reader", "writer", "admin", "expired", "forged"])
-@pytest.mark.parametrize("call", list(CALLS))
-def test_role_matrix(stub, credentials, caller, call, mongo_db):
-    invoke, least = CALLS[call]
-    if caller in ("anonymous", "expired", "forged"):
-        expected = grpc.StatusCode.UNAUTHENTICATED
-    elif RANK[caller] < RANK[least]:
-        expected = grpc.StatusCode.PERMISSION_DENIED
-    else:
-        expected = None
-    if expected is None:
-        assert invoke(stub, metadata(credentials[caller])) is not None
-    else:
-        with pytest.raises(grpc.RpcError) as caught:
-            invoke(stub, metadata(credentials[caller]))
-        assert caught.value.code() == expected
+# The roles of every method: tests/test_role_matrix.py.
 
 
 def test_create_event_reaches_kafka_with_an_api_key(stub, writer_key):

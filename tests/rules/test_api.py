@@ -35,7 +35,8 @@ def test_readers_list_and_only_admins_change(client, credentials):
 def test_invalid_conditions_are_refused_with_the_fault(client, credentials):
     body = {**RULE, "conditions": {"payload.amount": {"$gte": 1, "$bogus": 2}}}
     response = post(client, "/api/v1/rules", body, credentials["admin"])
-    assert response.status_code == 400
+    # well formed JSON of the right types: refused by the rule's own rules, 422
+    assert response.status_code == 422
     (error,) = response.json()["errors"]
     assert error["pointer"] == "/conditions"
     assert "payload.amount/$bogus: unknown operator" in error["detail"]
@@ -75,7 +76,8 @@ def test_backtest_counts_with_mongodb_saved_or_draft(client, credentials, mongo_
     ).json()
     assert (draft["matched"], draft["total"]) == (1, 5)
     bad = post(client, url, {"conditions": {"$where": "1"}}, credentials["admin"])
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # an object, as the schema asks, that does not compile
+    assert bad.json()["errors"][0]["pointer"] == "/conditions"
 
 
 def test_the_admin_backtest_action_reports_counts(admin_client_logged_in, mongo_db):

@@ -92,7 +92,8 @@ def test_admin_creates_a_subscriber_and_readers_list_them(client, credentials):
     )
     assert response.status_code == 201
     listed = client.get("/api/v1/subscribers", **credentials["reader"]).json()
-    assert [(s["name"], s["contact_email"], s["active"]) for s in listed] == [
+    assert listed["next"] is None
+    assert [(s["name"], s["contact_email"], s["active"]) for s in listed["results"]] == [
         ("billing", "b@x.io", True)
     ]
 
@@ -110,10 +111,11 @@ def test_only_admins_change_subscribers(client, credentials, caller):
     assert subscriber.name != "y"
 
 
-def test_a_duplicate_subscriber_name_is_a_400_problem(client, credentials):
+def test_a_duplicate_subscriber_name_is_a_409_conflict(client, credentials):
     SubscriberFactory(name="billing")
     response = post(client, credentials, "/api/v1/subscribers", {"name": "billing"})
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/conflict")
     assert response["Content-Type"] == PROBLEM
     assert response.json()["errors"][0]["pointer"] == "/name"
 
@@ -192,7 +194,7 @@ def test_subscriptions_filter_by_state(client, credentials):
     active = SubscriptionFactory()
     SubscriptionFactory(state="paused")
     response = client.get("/api/v1/subscriptions", {"state": "active"}, **credentials["reader"])
-    assert [s["id"] for s in response.json()] == [active.pk]
+    assert [s["id"] for s in response.json()["results"]] == [active.pk]
 
 
 def test_the_headers_are_write_only(client, credentials):
@@ -451,3 +453,36 @@ def test_an_action_on_an_unknown_subscription_is_a_404_problem(client, credentia
     response = post(client, credentials, "/api/v1/subscriptions/999999999/pause")
     assert response.status_code == 404
     assert response["Content-Type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    "body, pointer",
+    [
+        ({"name": 0}, "/name"),  # DRF would store "0"
+        ({"name": "ok", "active": "yes"}, "/active"),
+        ({"name": "ok", "contact_email": ""}, "/contact_email"),  # no address is null
+    ],
+)
+def test_a_value_of_another_json_type_is_a_400(client, credentials, body, pointer):
+    response = post(client, credentials, "/api/v1/subscribers", body)
+    assert response.status_code == 400
+    assert [e["pointer"] for e in response.json()["errors"]] == [pointer]
+
+
+def test_a_subscriber_without_an_email_shows_null(client, credentials):
+    created = post(client, credentials, "/api/v1/subscribers", {"name": "quiet"})
+    assert created.status_code == 201 and created.json()["contact_email"] is None
+    explicit = post(
+        client, credentials, "/api/v1/subscribers", {"name": "q2", "contact_email": None}
+    )
+    assert explicit.status_code == 201 and explicit.json()["contact_email"] is None
+
+
+def test_the_items_of_a_list_have_the_json_type_too(client, credentials):
+    subscriber = SubscriberFactory()
+    body = new_subscription(subscriber.pk, retry_schedule=[5, "60"])
+    response = post(client, credentials, "/api/v1/subscriptions", body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"pointer": "/retry_schedule", "detail": "/1: Expected an integer."}
+    ]

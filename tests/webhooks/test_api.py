@@ -93,7 +93,11 @@ def test_the_list_is_paged_by_limit_and_cursor(client, credentials):
     newest_first = [d.pk for d in reversed(made)]
     page = client.get("/api/v1/deliveries", {"limit": 2}, **credentials["reader"])
     assert ids(page) == newest_first[:2]
-    following = client.get(page.json()["next"], **credentials["reader"])
+    cursor = page.json()["next"]
+    assert not cursor.startswith("http")  # a bare cursor, as on every list, not a URL
+    following = client.get(
+        "/api/v1/deliveries", {"limit": 2, "cursor": cursor}, **credentials["reader"]
+    )
     assert ids(following) == newest_first[2:4]
 
 
@@ -257,8 +261,8 @@ def test_replayed_deliveries_that_fail_again_go_back_to_retrying(
         ({"since": True}, "/since"),
         ({}, "/since"),
         ({"since": "2h", "status": "succeeded"}, "/status"),
-        ({"since": "2h", "subscription": 999999999}, "/subscription"),
         ({"since": "2h", "dry_run": "perhaps"}, "/dry_run"),
+        ({"since": "2h", "dry_run": "true"}, "/dry_run"),  # JSON: a string is no boolean
     ],
 )
 def test_a_bad_replay_request_is_a_400_problem_pointing_at_the_field(
@@ -269,6 +273,15 @@ def test_a_bad_replay_request_is_a_400_problem_pointing_at_the_field(
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
     assert [e["pointer"] for e in response.json()["errors"]] == [pointer]
+    assert Delivery.objects.get().status == "dead"
+
+
+def test_a_replay_of_a_subscription_that_does_not_exist_is_a_422(client, credentials):
+    dead(SubscriptionFactory())
+    response = replay(client, credentials, {"since": "2h", "subscription": 999999999})
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/unknown-reference")
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/subscription"]
     assert Delivery.objects.get().status == "dead"
 
 

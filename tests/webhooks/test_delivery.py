@@ -90,6 +90,7 @@ def test_it_delivers_a_signed_event_the_official_library_verifies(receiver, stor
     assert delivery.status == "succeeded" and delivery.delivered_at is not None
     attempt = delivery.attempts_made.get()
     assert (attempt.number, attempt.response_status, attempt.response_body) == (1, 200, "ok")
+    assert attempt.remote_address == "127.0.0.1"  # where it went, for the egress check
     # the subscription's own headers are credentials: masked in the attempt's record
     assert attempt.request_headers["authorization"] == "***"
     assert attempt.request_headers["webhook-id"] == f"msg_{delivery.pk}"
@@ -243,6 +244,23 @@ def test_a_private_url_is_refused_at_send_time(receiver, store_event, settings):
     assert delivery.status == "dead" and receiver.received == []
     assert delivery.attempts_made.get().error_class == "refused_url"
     assert "WEBHOOK_ALLOWED_NETWORKS" in delivery.last_error
+
+
+def test_a_host_resolving_outside_the_egress_networks_is_refused_at_send_time(
+    receiver, store_event, settings
+):
+    # saved while loopback was an egress network; "localhost" is resolved again at send time
+    subscription, _ = subscribed(receiver.url().replace("127.0.0.1", "localhost"))
+    settings.WEBHOOK_EGRESS_NETWORKS = ["192.0.2.0/24"]
+    delivery = pending(subscription, store_event())
+
+    deliveries_send(ids=[delivery.pk])
+
+    delivery.refresh_from_db()
+    assert delivery.status == "dead" and receiver.received == []
+    attempt = delivery.attempts_made.get()
+    assert attempt.error_class == "refused_url" and attempt.remote_address is None
+    assert "outside WEBHOOK_EGRESS_NETWORKS" in delivery.last_error
 
 
 def test_during_rotation_both_secrets_verify(receiver, store_event):

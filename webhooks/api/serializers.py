@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from core.api import DurationField
+from core.api import DurationField, Serializer
 from subscriptions.models import Subscription
 from webhooks.models import Delivery, DeliveryAttempt
 from webhooks.services.queueing import RETRYABLE
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    error_class = serializers.ChoiceField(
+        choices=DeliveryAttempt.ErrorClass.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text='Why it failed; "" for an attempt answered 2xx.',
+    )
+
     class Meta:
         model = DeliveryAttempt
         fields = [
@@ -21,6 +28,7 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
             "duration_ms",
             "response_body",
             "request_headers",
+            "remote_address",
         ]
         read_only_fields = fields
 
@@ -68,7 +76,7 @@ class DeliveryDetailSerializer(DeliverySerializer):
         read_only_fields = fields
 
 
-class ReplayRequestSerializer(serializers.Serializer):
+class ReplayRequestSerializer(Serializer):
     since = DurationField(help_text="How far back: deliveries that reached the status since then.")
     status = serializers.ChoiceField(
         choices=sorted(s.value for s in RETRYABLE),

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.permissions import ReadOrAdmin
 from accounts.throttling import ReadRateThrottle
 from core.api import problems
+from core.pagination import CursorPage
 from subscriptions.api.serializers import (
     ResumeRequestSerializer,
     ResumeResultSerializer,
@@ -40,19 +40,15 @@ READ_PROBLEMS = problems(s401="Not authenticated", s403="Role not allowed")
 ADMIN_PROBLEMS = problems(s401="Not authenticated", s403="Needs the admin role")
 
 
-class DeliveryPagination(CursorPagination):
-    """Newest first, ``limit`` per page (at most 500), ``cursor`` for the next page."""
+class DeliveryPagination(CursorPage):
+    """Newest first."""
 
     ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="List deliveries, newest first",
-        parameters=[OpenApiParameter("limit", int, description="Per page: 1 to 500, default 50.")],
         responses={
             200: DeliverySerializer(many=True),
             **READ_PROBLEMS,

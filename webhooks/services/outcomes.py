@@ -150,6 +150,7 @@ def attempt_row(
         response_body=outcome.body,
         duration_ms=outcome.duration_ms,
         error_class=backoff.error_class_of(outcome),
+        remote_address=outcome.remote_address,
     )
 
 

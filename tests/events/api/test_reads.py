@@ -82,7 +82,24 @@ def test_one_event_and_its_shape(client, reader, mongo_db):
 def test_text_search_finds_payload_words(client, reader, mongo_db):
     store(mongo_db, 10)
     response = client.get("/api/v1/events/search", {"q": "declined"}, **reader)
-    assert [event["id"] for event in response.json()] == ["ev-007"]
+    page = response.json()
+    assert [event["id"] for event in page["results"]] == ["ev-007"]
+    assert page["next"] is None
+
+
+def test_search_pages_follow_the_cursor(client, reader, mongo_db):
+    store(mongo_db, 10)  # every stored event's metadata says region "eu"
+    seen: list[str] = []
+    page = client.get("/api/v1/events/search", {"q": "eu", "limit": 4}, **reader).json()
+    while True:
+        assert len(page["results"]) <= 4
+        seen += [event["id"] for event in page["results"]]
+        if page["next"] is None:
+            break
+        page = client.get(
+            "/api/v1/events/search", {"q": "eu", "limit": 4, "cursor": page["next"]}, **reader
+        ).json()
+    assert sorted(seen) == sorted(f"ev-{n:03d}" for n in range(10))
 
 
 def test_bad_query_parameters_are_400_problems(client, reader, mongo_db):
@@ -90,7 +107,10 @@ def test_bad_query_parameters_are_400_problems(client, reader, mongo_db):
     assert response.status_code == 400
     pointers = {error["pointer"] for error in response.json()["errors"]}
     assert pointers == {"/severity_min", "/since"}
-    assert client.get("/api/v1/events", {"cursor": "%%%"}, **reader).status_code == 400
+    # a cursor the API did not give out names no page: 404, as on every list
+    refused = client.get("/api/v1/events", {"cursor": "%%%"}, **reader)
+    assert refused.status_code == 404
+    assert refused.json()["type"].endswith("/invalid-cursor")
 
 
 def test_mongodb_down_gives_503(client, reader, settings, free_port):

@@ -1,0 +1,1 @@
+"""The token endpoints of the REST API."""
