@@ -11,10 +11,6 @@ from eventhub.graphql import EventHubGraphQLView
 handler404 = "core.problems.handler404"
 handler500 = "core.problems.handler500"
 
-admin.site.site_header = "EventHub"
-admin.site.site_title = "EventHub admin"
-admin.site.index_title = "Operator console"
-
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),

@@ -9,6 +9,7 @@ from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest
 
 from subscriptions.models import SigningSecret, Subscriber, Subscription
+from subscriptions.selectors import DISABLED, FAILING, HEALTHY, PAUSED
 from subscriptions.services import (
     subscription_add_secret,
     subscription_rotate_secret,
@@ -58,27 +59,24 @@ class SigningSecretInline(admin.TabularInline):
 
 
 class HealthFilter(admin.SimpleListFilter):
-    """The endpoints an operator looks for: failing now, disabled, or healthy."""
+    """The endpoints an operator looks for: failing now, paused, disabled, or healthy."""
 
     title = "health"
     parameter_name = "health"
 
+    CONDITIONS = {"failing": FAILING, "paused": PAUSED, "disabled": DISABLED, "healthy": HEALTHY}
+
     def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
         return [
             ("failing", "Failing (last attempts failed)"),
+            ("paused", "Paused"),
             ("disabled", "Disabled"),
             ("healthy", "Healthy"),
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
-        active = queryset.filter(state=Subscription.State.ACTIVE)
-        if self.value() == "failing":
-            return active.filter(consecutive_failures__gt=0)
-        if self.value() == "disabled":
-            return queryset.filter(state=Subscription.State.DISABLED)
-        if self.value() == "healthy":
-            return active.filter(consecutive_failures=0)
-        return None
+        condition = self.CONDITIONS.get(self.value() or "")
+        return None if condition is None else queryset.filter(condition)
 
 
 @admin.register(Subscription)
