@@ -21,6 +21,8 @@ up: prepare ## install, start services and the whole stack in the background
 	@echo "  Pipeline       http://127.0.0.1:$${WEB_PORT:-8000}/api/v1/pipeline/lag and /api/v1/pipeline/stats (reader role)"
 	@echo "  Flower         http://127.0.0.1:$${FLOWER_PORT:-5555}/"
 	@echo "  gRPC           127.0.0.1:$${GRPC_PORT:-50051} (examples/grpc_client.py)"
+	@echo "  Demo receiver  http://127.0.0.1:$${DEMO_RECEIVER_PORT:-8002}/ (the demo subscription's endpoint); send demo events with"
+	@echo "                 .venv/bin/python manage.py demo_traffic"
 	@echo "  Logs           .run/*.log (processes), .services/*.log (Redis, MongoDB, Kafka), .services/postgres/postgres.log"
 	@echo "  Stop with      make down"
 
