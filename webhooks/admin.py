@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 import subscriptions.admin
 from subscriptions.models import Subscription
 from webhooks.models import Delivery, DeliveryAttempt
+from webhooks.selectors import subscription_outcomes_since, success_rate
 from webhooks.services.actions import (
     DeliveryNotRetryable,
     delivery_retry,
@@ -151,7 +155,51 @@ admin.site.unregister(Subscription)
 class SubscriptionAdmin(subscriptions.admin.SubscriptionAdmin):
     """Subscriptions' admin with the actions that act on deliveries, which belong here."""
 
-    actions = ["send_test", "pause", "resume", "resume_and_release", "rotate_secret"]
+    actions = [
+        "send_test",
+        "pause",
+        "resume",
+        "resume_and_release",
+        "disable",
+        "enable",
+        "rotate_secret",
+    ]
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        shown = list(super().get_list_display(request))
+        shown.insert(shown.index("state_column") + 1, "success_rate_24h")
+        return shown
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        since = timezone.now() - timedelta(hours=24)
+        return super().get_queryset(request).annotate(**subscription_outcomes_since(since))
+
+    @admin.display(description="success rate 24 h")
+    def success_rate_24h(self, obj: Subscription) -> str:
+        """Of its deliveries of the last 24 hours that ended, the share that succeeded (as
+        analytics' delivery summary counts them)."""
+        rate = success_rate(obj.recent_succeeded, obj.recent_dead)
+        if rate is None:
+            return "–"
+        return f"{rate:.1%} of {obj.recent_succeeded + obj.recent_dead}"
+
+    @admin.action(description="Resume selected subscriptions", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        resumed = held = 0
+        for subscription in queryset:
+            result = subscription_resume(
+                subscription=subscription, release_held=False, actor=request.user
+            )
+            resumed += result.resumed
+            held += result.held
+        self.message_user(request, f"Resumed {resumed} subscription(s).", messages.SUCCESS)
+        if held:
+            self.message_user(
+                request,
+                f"{held} deliveries held while they were paused still wait: select the "
+                'subscriptions and choose "Resume and release held deliveries" to send them.',
+                messages.WARNING,
+            )
 
     @admin.action(description="Resume and release held deliveries", permissions=["change"])
     def resume_and_release(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

@@ -4,8 +4,10 @@ cheap on a table of millions of rows."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from webhooks.models import Delivery, DeliveryStatus
@@ -36,3 +38,38 @@ def oldest_due_delivery(now: datetime | None = None) -> Delivery | None:
     ]
     found = [delivery for delivery in candidates if delivery is not None]
     return min(found, key=lambda delivery: delivery.next_attempt_at) if found else None
+
+
+# How deliveries end: the outcomes analytics, the dashboard and the admin's columns count.
+SUCCEEDED = Q(status=DeliveryStatus.SUCCEEDED)
+DEAD = Q(status=DeliveryStatus.DEAD)
+
+
+def outcome_counts(rows: QuerySet[Delivery]) -> dict[str, int]:
+    """Deliveries among ``rows``, how many succeeded and how many are dead (one query)."""
+    return rows.aggregate(
+        total=Count("id"),
+        succeeded=Count("id", filter=SUCCEEDED),
+        dead=Count("id", filter=DEAD),
+    )
+
+
+def success_rate(succeeded: int, dead: int) -> float | None:
+    """The share of ended deliveries that succeeded; None before one ended."""
+    ended = succeeded + dead
+    return succeeded / ended if ended else None
+
+
+def subscription_outcomes_since(since: datetime) -> dict[str, Any]:
+    """Annotations of a subscription queryset: its deliveries made since ``since`` that
+    succeeded (``recent_succeeded``) and are dead (``recent_dead``), each one indexed read of
+    ``delivery_sub_time`` per subscription."""
+    recent = Delivery.objects.filter(
+        subscription=OuterRef("pk"), is_test=False, created_at__gte=since
+    ).order_by()
+
+    def count(condition: Q) -> Coalesce:
+        rows = recent.filter(condition).values("subscription").annotate(n=Count("id"))
+        return Coalesce(Subquery(rows.values("n"), output_field=IntegerField()), 0)
+
+    return {"recent_succeeded": count(SUCCEEDED), "recent_dead": count(DEAD)}
