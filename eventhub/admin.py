@@ -1,7 +1,7 @@
 """The console's pages that need several apps at once: a subscription's filter checked against
 its event types' examples and counted over the stored events (subscriptions know neither
-event types nor MongoDB's events). The apps' own admins register everything else; these
-subclasses take their place."""
+event types nor MongoDB's events), deliveries filtered by the event types there are. The apps'
+own admins register everything else; these subclasses take their place."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from events.models import EventType
 from querylang import QueryError, matches
 from rules.services import rule_backtest
 from subscriptions.models import Subscription
+from webhooks.models import Delivery
 
 BACKTEST_DAYS = 7
 
@@ -96,3 +97,28 @@ class SubscriptionAdmin(webhooks.admin.SubscriptionAdmin):
             except Exception as exc:  # noqa: BLE001 - saved anyway; the check says why not
                 report = f"The filter could not be checked: {type(exc).__name__}: {exc}"
             self.message_user(request, f"Filter of {obj}: {report}", messages.INFO)
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """Deliveries of one event type, offered from the event types (a list of the types in
+    the deliveries themselves would read the whole table)."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [(name, name) for name in EventType.objects.values_list("name", flat=True)]
+
+    def queryset(self, request: HttpRequest, queryset):
+        return queryset.filter(event_type=self.value()) if self.value() else None
+
+
+admin.site.unregister(Delivery)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(webhooks.admin.DeliveryAdmin):
+    list_filter = [
+        EventTypeFilter if item == "event_type" else item
+        for item in webhooks.admin.DeliveryAdmin.list_filter
+    ]

@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 
+from accounts.admin import AuditedAdmin
 from events.models import EventType
 
 
 @admin.register(EventType)
-class EventTypeAdmin(admin.ModelAdmin):
+class EventTypeAdmin(AuditedAdmin):
     list_display = ["name", "enabled", "schema_version", "retention_days", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["name", "description"]

@@ -2,11 +2,12 @@
 
 from django.contrib import admin, messages
 
+from accounts.admin import AuditedAdmin
 from rules.models import Rule, RuleMatch
 
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin):
+class RuleAdmin(AuditedAdmin):
     list_display = [
         "name",
         "enabled",

@@ -8,6 +8,7 @@ from django.db.models import Count, F, FloatField, QuerySet
 from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest
 
+from accounts.admin import AuditedAdmin
 from subscriptions.models import SigningSecret, Subscriber, Subscription
 from subscriptions.selectors import DISABLED, FAILING, HEALTHY, PAUSED
 from subscriptions.services import (
@@ -32,7 +33,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(AuditedAdmin):
     list_display = ["name", "contact_email", "active", "subscription_count", "created_at"]
     list_filter = ["active"]
     search_fields = ["name", "contact_email", "description"]
@@ -80,7 +81,7 @@ class HealthFilter(admin.SimpleListFilter):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(AuditedAdmin):
     list_display = [
         "__str__",
         "subscriber",
@@ -194,7 +195,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SigningSecret)
-class SigningSecretAdmin(admin.ModelAdmin):
+class SigningSecretAdmin(AuditedAdmin):
     """Secrets are listed by hint only; they are created and rotated from the subscription."""
 
     list_display = ["hint", "subscription", "created_at", "expires_at"]

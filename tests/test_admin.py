@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from accounts.models import ApiKey, hash_api_key
+from accounts.models import ApiKey, AuditLog, hash_api_key
 from tests.subscriptions.factories import SubscriberFactory
 from tests.webhooks.factories import DeliveryAttemptFactory
 
@@ -116,3 +116,43 @@ def test_a_private_url_is_refused_in_admin(admin_client_logged_in, settings):
     assert response.status_code == 200
     assert "This URL is refused" in response.content.decode()
     assert not subscriber.subscriptions.exists()
+
+
+@pytest.mark.django_db
+def test_every_save_and_delete_in_the_console_is_audited_with_who(admin_client_logged_in):
+    subscriber = SubscriberFactory(name="audited")
+    change = reverse("admin:subscriptions_subscriber_change", args=[subscriber.pk])
+    response = admin_client_logged_in.post(
+        change,
+        {
+            "name": "audited",
+            "contact_email": "ops@example.com",
+            "active": "on",
+            "subscriptions-TOTAL_FORMS": 0,
+            "subscriptions-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 302
+    delete = reverse("admin:subscriptions_subscriber_delete", args=[subscriber.pk])
+    assert admin_client_logged_in.post(delete, {"post": "yes"}).status_code == 302
+    entries = AuditLog.objects.filter(object_id=str(subscriber.pk)).order_by("id")
+    assert [(e.action, e.actor_label) for e in entries] == [
+        ("subscriber.change", "root"),
+        ("subscriber.delete", "root"),
+    ]
+    assert entries[0].changes == {"admin": [{"changed": {"fields": ["Contact email"]}}]}
+
+
+@pytest.mark.django_db
+def test_revoking_an_api_key_in_admin_refuses_it_and_is_audited(admin_client_logged_in, client):
+    from accounts.services import api_key_create
+
+    api_key, plaintext = api_key_create(name="to revoke", role="writer")
+    assert client.get("/api/v1/event-types", HTTP_X_API_KEY=plaintext).status_code == 200
+    response = admin_client_logged_in.post(
+        reverse("admin:accounts_apikey_changelist"),
+        {"action": "revoke", "_selected_action": [api_key.pk]},
+    )
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["Revoked 1 API key(s)."]
+    assert client.get("/api/v1/event-types", HTTP_X_API_KEY=plaintext).status_code == 401
+    assert AuditLog.objects.filter(action="api_key.revoke", object_id=str(api_key.pk)).exists()

@@ -2,23 +2,77 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 
 import subscriptions.admin
+from accounts.admin import AuditedAdmin
+from core.durations import parse_duration
 from subscriptions.models import Subscription
-from webhooks.models import Delivery, DeliveryAttempt
+from webhooks.models import Delivery, DeliveryAttempt, ErrorClass
 from webhooks.selectors import subscription_outcomes_since, success_rate
 from webhooks.services.actions import (
     DeliveryNotRetryable,
+    deliveries_replay,
     delivery_retry,
     subscription_resume,
     subscription_send_test,
 )
+
+WEBHOOK_ID = re.compile(r"msg_([0-9]{1,18})")
+
+
+class ErrorClassFilter(admin.SimpleListFilter):
+    """Deliveries whose last attempt failed with this error class (an indexed look-up of
+    that one attempt per delivery)."""
+
+    title = "last error class"
+    parameter_name = "error_class"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return list(ErrorClass.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() not in ErrorClass.values:
+            return None
+        last = DeliveryAttempt.objects.filter(
+            delivery=OuterRef("pk"), number=OuterRef("attempts"), error_class=self.value()
+        )
+        return queryset.filter(Exists(last))
+
+
+class ReplayForm(forms.Form):
+    """Which dead deliveries to replay: those that died within ``since``, of one subscription
+    or event type if chosen (``deliveries_replay``'s filters)."""
+
+    since = forms.ChoiceField(
+        choices=[
+            ("1h", "last hour"),
+            ("6h", "last 6 hours"),
+            ("1d", "last day"),
+            ("7d", "last 7 days"),
+            ("30d", "last 30 days"),
+        ],
+        initial="1d",
+        help_text="Dead within this time.",
+    )
+    subscription = forms.ModelChoiceField(
+        Subscription.objects.select_related("subscriber"), required=False
+    )
+    event_type = forms.CharField(required=False, max_length=200)
+
+    def clean_since(self) -> timedelta:
+        return parse_duration(self.cleaned_data["since"])
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -40,7 +94,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(AuditedAdmin):
     list_display = [
         "id",
         "event_type",
@@ -54,14 +108,19 @@ class DeliveryAdmin(admin.ModelAdmin):
         "last_status_code",
         "created_at",
     ]
-    list_filter = ["status", "is_test", "event_type"]
-    search_fields = [
-        "event_id",
-        "event_source",
+    list_filter = [
+        "status",
+        ErrorClassFilter,
+        "subscription",
         "event_type",
-        "subscription__url",
-        "subscription__name",
+        ("created_at", admin.DateFieldListFilter),
+        "is_test",
     ]
+    # exact matches only, each one indexed read: an event id, a webhook id (msg_<id>) or a
+    # delivery id; a substring search would read every row of a table of millions
+    search_fields = ["=event_id"]
+    search_help_text = "An event id, a webhook id (msg_…) or a delivery id."
+    ordering = ["-id"]  # the primary key's index: newest first without sorting the table
     list_select_related = ["subscription__subscriber", "rule"]
     autocomplete_fields = ["subscription"]
     raw_id_fields = ["rule"]
@@ -88,6 +147,55 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
+    ) -> tuple[QuerySet[Delivery], bool]:
+        term = search_term.strip()
+        webhook_id = WEBHOOK_ID.fullmatch(term)
+        if webhook_id:
+            return queryset.filter(pk=int(webhook_id.group(1))), False
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if term.isdigit() and len(term) < 19:  # a delivery's own id, or an event's
+            found = found | queryset.filter(pk=int(term))
+        return found, duplicates
+
+    def get_urls(self) -> list:
+        dead_letters = self.admin_site.admin_view(self.dead_letters_view)
+        return [
+            path("dead-letters/", dead_letters, name="webhooks_delivery_dead_letters"),
+            *super().get_urls(),
+        ]
+
+    def dead_letters_view(self, request: HttpRequest) -> HttpResponse:
+        """Replay dead deliveries by filter: the count first (a dry run), then the replay."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        data = request.POST if request.method == "POST" else request.GET
+        form = ReplayForm(data or None)
+        count = None
+        if form.is_valid():
+            chosen = form.cleaned_data
+            replay = {
+                "since": chosen["since"],
+                "subscription_id": chosen["subscription"].pk if chosen["subscription"] else None,
+                "event_type": chosen["event_type"] or None,
+            }
+            if request.method == "POST" and "replay" in request.POST:
+                replayed = deliveries_replay(**replay, actor=request.user)
+                self.message_user(
+                    request, f"Replayed {replayed} dead deliveries.", messages.SUCCESS
+                )
+                return redirect(reverse("admin:webhooks_delivery_dead_letters"))
+            count = deliveries_replay(**replay, dry_run=True)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Dead letters: replay by filter",
+            "form": form,
+            "count": count,
+        }
+        return TemplateResponse(request, "admin/webhooks/delivery/dead_letters.html", context)
 
     def _retry(self, request: HttpRequest, deliveries: QuerySet[Delivery]) -> tuple[int, int]:
         """Retry each delivery; returns (queued, skipped because not retryable)."""
