@@ -3,6 +3,7 @@ types' examples and counted over the stored events of the last 7 days (real Mong
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -93,3 +94,60 @@ def test_a_filter_with_a_fault_is_refused_with_its_path(admin_client_logged_in, 
     )
     assert response.status_code == 200
     assert "$or/0/payload.amount/$bogus: unknown operator $bogus" in response.content.decode()
+
+
+EVENT_TYPE_FORM = {
+    "name": "payment.failed",
+    "description": "",
+    "enabled": "on",
+    "retention_days": 30,
+    "schema": json.dumps(
+        {
+            "type": "object",
+            "required": ["amount"],
+            "properties": {"amount": {"type": "number", "minimum": 0}},
+        }
+    ),
+    "example": '{"amount": 3}',
+}
+
+
+def test_event_types_show_their_events_of_the_last_24_hours(
+    admin_client_logged_in, event_type, recent_events
+):
+    response = admin_client_logged_in.get(reverse("admin:events_eventtype_changelist"))
+    (row,) = response.context["cl"].result_list
+    assert row.name == "payment.failed"
+    assert '<td class="field-events_24h">5</td>' in response.content.decode()
+
+
+def test_a_schema_change_raises_the_version_and_a_tried_payload_is_checked(
+    admin_client_logged_in, event_type
+):
+    url = reverse("admin:events_eventtype_change", args=[event_type.pk])
+    bad = {**EVENT_TYPE_FORM, "try_payload": '{"amount": -1}'}
+    page = admin_client_logged_in.post(url, bad)
+    assert page.status_code == 200  # refused, nothing saved
+    assert "/amount: -1 is less than the minimum of 0" in page.content.decode()
+    event_type.refresh_from_db()
+    assert event_type.schema_version == 1
+    good = {**EVENT_TYPE_FORM, "try_payload": '{"amount": 7}'}
+    response = admin_client_logged_in.post(url, good)
+    assert response.status_code == 302
+    event_type.refresh_from_db()
+    assert event_type.schema_version == 2
+    assert "The payload tried satisfies the schema of payment.failed (version 2)." in [
+        str(m) for m in get_messages(response.wsgi_request)
+    ]
+
+
+def test_an_example_that_fails_its_schema_is_refused_with_the_pointer(
+    admin_client_logged_in, event_type
+):
+    url = reverse("admin:events_eventtype_change", args=[event_type.pk])
+    page = admin_client_logged_in.post(url, {**EVENT_TYPE_FORM, "example": '{"amount": "x"}'})
+    assert page.status_code == 200
+    assert "/amount: &#x27;x&#x27; is not of type &#x27;number&#x27;" in page.content.decode()
+    bad_schema = {**EVENT_TYPE_FORM, "schema": '{"type": "nothing"}'}
+    page = admin_client_logged_in.post(url, bad_schema).content.decode()
+    assert "is not valid under any of the given schemas (at /type)" in page
