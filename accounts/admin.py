@@ -78,6 +78,7 @@ class AuditLogAdmin(admin.ModelAdmin):
     list_select_related = ["object_type"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    ordering = ["-id"]  # the primary key's index: newest first without sorting the table
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -93,6 +93,7 @@ class RuleMatchAdmin(admin.ModelAdmin):
     ]
     date_hierarchy = "matched_at"
     show_full_result_count = False
+    ordering = ["-id"]  # the primary key's index: newest first without sorting the table
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -51,6 +51,14 @@ class ErrorClassFilter(admin.SimpleListFilter):
         return queryset.filter(Exists(last))
 
 
+class SubscriptionListFilter(admin.RelatedFieldListFilter):
+    """The subscriptions to filter by, loaded with their subscribers (which name them) at once."""
+
+    def field_choices(self, field, request: HttpRequest, model_admin) -> list[tuple[int, str]]:
+        subscriptions = Subscription.objects.select_related("subscriber")
+        return [(subscription.pk, str(subscription)) for subscription in subscriptions]
+
+
 class ReplayForm(forms.Form):
     """Which dead deliveries to replay: those that died within ``since``, of one subscription
     or event type if chosen (``deliveries_replay``'s filters)."""
@@ -111,7 +119,7 @@ class DeliveryAdmin(AuditedAdmin):
     list_filter = [
         "status",
         ErrorClassFilter,
-        "subscription",
+        ("subscription", SubscriptionListFilter),
         "event_type",
         ("created_at", admin.DateFieldListFilter),
         "is_test",
