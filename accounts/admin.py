@@ -73,10 +73,9 @@ class ApiKeyAdmin(AuditedAdmin):
 @admin.register(AuditLog)
 class AuditLogAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor_label", "action", "object_type", "object_repr"]
-    list_filter = ["action", "object_type"]
+    list_filter = ["action", "object_type", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["actor_label", "action", "object_repr", "object_id"]
     list_select_related = ["object_type"]
-    date_hierarchy = "created_at"
     show_full_result_count = False
     ordering = ["-id"]  # the primary key's index: newest first without sorting the table
 
