@@ -42,7 +42,7 @@ def store_events(db, type_counts: dict[str, int], *, now: datetime) -> None:
             }
             documents.append(event_document(envelope, retention_days=7))
     db[mongo.EVENTS].insert_many(documents)
-    assert rollups_add([(d["source"], d["event_id"]) for d in documents]) == len(documents)
+    assert rollups_add(documents) == len(documents)
 
 
 def figure(page: str, name: str, within: str = "") -> str:

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('rules', '0003_rulematch_event_source'),
         ('subscriptions', '0002_endpoint_health'),
-        ('webhooks', '0004_delivery_event_source'),
+        ('webhooks', '0005_delivery_traceparent'),
     ]
 
     operations = [
