@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: up down test venv env services services-stop prepare stack stack-stop status lint openapi protos
+.PHONY: up down test venv env services services-stop prepare browser stack stack-stop status lint openapi protos
 
 up: prepare ## install, start services and the whole stack in the background
 	$(PY) manage.py collectstatic --noinput -v 0
@@ -21,13 +21,15 @@ up: prepare ## install, start services and the whole stack in the background
 	@echo "  Pipeline       http://127.0.0.1:$${WEB_PORT:-8000}/api/v1/pipeline/lag and /api/v1/pipeline/stats (reader role)"
 	@echo "  Flower         http://127.0.0.1:$${FLOWER_PORT:-5555}/"
 	@echo "  gRPC           127.0.0.1:$${GRPC_PORT:-50051} (examples/grpc_client.py)"
+	@echo "  Demo receiver  http://127.0.0.1:$${DEMO_RECEIVER_PORT:-8002}/ (the demo subscription's endpoint); send demo events with"
+	@echo "                 .venv/bin/python manage.py demo_traffic"
 	@echo "  Logs           .run/*.log (processes), .services/*.log (Redis, MongoDB, Kafka), .services/postgres/postgres.log"
 	@echo "  Stop with      make down"
 
 down: ## stop what `make up` started
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py stop; $(PY) scripts/services.py stop; fi
 
-test: venv lint prepare ## lint, then run the test suite against the real services
+test: venv lint prepare browser ## lint, then run the test suite against the real services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 venv: $(STAMP)
@@ -53,6 +55,9 @@ prepare: services
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_kafka_topics
 	$(PY) manage.py ensure_mongo_indexes
+
+browser: venv ## Debian's chromium for the browser tests (installed when missing)
+	$(PY) scripts/services.py browser
 
 status:
 	@$(PY) scripts/services.py status; $(PY) scripts/stack.py status

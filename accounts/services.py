@@ -27,6 +27,15 @@ def api_key_create(
     return api_key, plaintext
 
 
+def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) -> bool:
+    """Deactivate the key (it is refused from now on) and audit it; False if it already was."""
+    revoked = ApiKey.objects.filter(pk=api_key.pk, active=True).update(active=False) == 1
+    if revoked:
+        api_key.active = False
+        audit_log_record(actor=actor, action="api_key.revoke", obj=api_key)
+    return revoked
+
+
 def audit_log_record(
     *,
     actor: AbstractBaseUser | None,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Aggregate, Count, F, FloatField, Func, Q
+from django.db.models import Aggregate, F, FloatField, Func
 
 from analytics.rollups import (
     BANDS,
@@ -30,6 +30,7 @@ from analytics.rollups import (
 )
 from core import mongo
 from webhooks.models import Delivery, DeliveryStatus
+from webhooks.selectors import outcome_counts, success_rate
 
 BUCKETS = PERIODS  # a time series' bucket sizes are the rollup periods
 COARSEST_FIRST = sorted(PERIODS, key=PERIODS.get, reverse=True)
@@ -299,20 +300,15 @@ def delivery_summary(window: Window) -> dict[str, Any]:
     rows = Delivery.objects.filter(
         is_test=False, created_at__gte=window.since, created_at__lt=window.until
     )
-    counts = rows.aggregate(
-        total=Count("id"),
-        succeeded=Count("id", filter=Q(status=DeliveryStatus.SUCCEEDED)),
-        dead=Count("id", filter=Q(status=DeliveryStatus.DEAD)),
-    )
+    counts = outcome_counts(rows)
     latency = (
         rows.filter(status=DeliveryStatus.SUCCEEDED, delivered_at__isnull=False)
         .annotate(ms=Seconds(F("delivered_at") - F("created_at")) * 1000)
         .aggregate(p50=Percentile("ms", 0.5), p95=Percentile("ms", 0.95))
     )
-    ended = counts["succeeded"] + counts["dead"]
     return {
         **counts,
-        "success_rate": counts["succeeded"] / ended if ended else None,
+        "success_rate": success_rate(counts["succeeded"], counts["dead"]),
         "latency_ms_p50": latency["p50"],
         "latency_ms_p95": latency["p95"],
     }

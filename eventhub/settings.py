@@ -42,7 +42,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "eventhub.apps.ConsoleAdminConfig",  # django.contrib.admin, the dashboard as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -244,6 +244,10 @@ GRPC_HOST = env_str("GRPC_HOST", "127.0.0.1")
 GRPC_PORT = env_int("GRPC_PORT", 50051, minimum=0)
 # The gRPC server's own /metrics (0: off); `make up` gives it 9103.
 GRPC_METRICS_PORT = env_int("GRPC_METRICS_PORT", 0, minimum=0)
+
+# --- Demo (local use: seed_demo, demo_traffic, the demo receiver that `make up` starts) ----------
+# The demo subscription delivers to http://127.0.0.1:<port>/hooks/billing; 0: no receiver.
+DEMO_RECEIVER_PORT = env_int("DEMO_RECEIVER_PORT", 8002, minimum=0, maximum=65535)
 
 # --- GraphQL -----------------------------------------------------------------------------------
 GRAPHENE = {"SCHEMA": "eventhub.schema.schema"}

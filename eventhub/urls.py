@@ -13,10 +13,6 @@ handler403 = "core.problems.handler403"
 handler404 = "core.problems.handler404"
 handler500 = "core.problems.handler500"
 
-admin.site.site_header = "EventHub"
-admin.site.site_title = "EventHub admin"
-admin.site.index_title = "Operator console"
-
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),

@@ -1,6 +1,7 @@
 """Start, stop and report the services EventHub needs: PostgreSQL, Redis, MongoDB, Kafka.
 
     python scripts/services.py start|stop|status [postgres redis mongodb kafka]
+    python scripts/services.py browser     # Debian's chromium, for the browser tests
 
 - PostgreSQL and Redis: a server that answers on the configured URL is used as it is. Where
   none answers, one is started with its data and log under ``.services/`` (the Debian packages
@@ -649,11 +650,30 @@ SERVICES: dict[str, type[Service]] = {
 }
 
 
+# Debian's Chromium, which the browser tests drive with Playwright (`playwright install` needs
+# the internet; this is the distribution's own build, kept up to date by apt)
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_browser() -> int:
+    """Install Debian's ``chromium`` for the browser tests when it is missing."""
+    if not CHROMIUM.exists():
+        try:
+            apt_install("chromium")
+        except ServiceError as exc:
+            say("chromium", f"FAILED: {exc}")
+            return 1
+    say("chromium", f"installed at {CHROMIUM}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("action", choices=["start", "stop", "status", "browser"])
     parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(NAMES)}")
     args = parser.parse_args(argv)
+    if args.action == "browser":
+        return ensure_browser()
     load_env()
     STATE.mkdir(exist_ok=True)
     names = args.names or list(NAMES)

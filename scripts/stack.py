@@ -5,7 +5,8 @@
 web (gunicorn on WEB_PORT, default 8000), the live streams (uvicorn on ASGI_PORT, default
 8001), the Celery worker (which also runs the pipeline
 consumer), the webhook delivery worker (queue ``webhooks``, a thread pool), Celery beat, the
-gRPC server (GRPC_PORT, default 50051) and Flower (FLOWER_PORT, default 5555). Each writes
+gRPC server (GRPC_PORT, default 50051), Flower (FLOWER_PORT, default 5555) and the demo
+receiver of the demo subscription (DEMO_RECEIVER_PORT, default 8002; 0: none). Each writes
 ``.run/<name>.log`` and ``.run/<name>.pid``; ``start`` is idempotent and waits until ``/ready``
 is green, ``stop`` ends only what ``start`` started.
 """
@@ -46,9 +47,14 @@ def flower_port() -> int:
     return int(os.environ.get("FLOWER_PORT") or 5555)
 
 
+def demo_receiver_port() -> int:
+    value = os.environ.get("DEMO_RECEIVER_PORT")
+    return 8002 if value is None or value == "" else int(value)
+
+
 def processes() -> dict[str, list[str]]:
     celery = [str(BIN / "celery"), "-A", "eventhub"]
-    return {
+    found = {
         "web": [
             str(BIN / "gunicorn"),
             "eventhub.wsgi",
@@ -118,6 +124,10 @@ def processes() -> dict[str, list[str]]:
         "grpc": [str(BIN / "python"), "manage.py", "grpc_server"],
         "flower": [*celery, "flower", f"--port={flower_port()}", "--address=127.0.0.1"],
     }
+    if demo_receiver_port():
+        # the demo subscription's endpoint (seed_demo), so a first run sees webhooks succeed
+        found["receiver"] = [str(BIN / "python"), "manage.py", "demo_receiver"]
+    return found
 
 
 # Each Celery worker and the gRPC server serve their own Prometheus metrics (the web's
@@ -155,7 +165,14 @@ def grpc_port() -> int:
     return int(os.environ.get("GRPC_PORT") or 50051)
 
 
-PORTS = {"web": web_port, "asgi": asgi_port, "flower": flower_port, "grpc": grpc_port}
+PORTS = {
+    "web": web_port,
+    "asgi": asgi_port,
+    "flower": flower_port,
+    "grpc": grpc_port,
+    "receiver": demo_receiver_port,
+}
+PORT_VARIABLES = {"receiver": "DEMO_RECEIVER_PORT"}
 
 
 def ready() -> tuple[bool, dict]:
@@ -179,7 +196,8 @@ def start() -> int:
         if port and port_open("127.0.0.1", port()):
             print(
                 f"{name:<7} FAILED: port {port()} is taken by another program; "
-                f"set {name.upper()}_PORT in .env to use another port"
+                f"set {PORT_VARIABLES.get(name, name.upper() + '_PORT')} in .env to use another "
+                "port"
             )
             return 1
         pid = spawn(argv, pid_file=pid_file, log_file=log_file, env=process_env(name))

@@ -8,7 +8,9 @@ from django.db.models import Count, F, FloatField, QuerySet
 from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest
 
+from accounts.admin import AuditedAdmin
 from subscriptions.models import SigningSecret, Subscriber, Subscription
+from subscriptions.selectors import DISABLED, FAILING, HEALTHY, PAUSED
 from subscriptions.services import (
     subscription_add_secret,
     subscription_rotate_secret,
@@ -31,7 +33,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(AuditedAdmin):
     list_display = ["name", "contact_email", "active", "subscription_count", "created_at"]
     list_filter = ["active"]
     search_fields = ["name", "contact_email", "description"]
@@ -58,42 +60,38 @@ class SigningSecretInline(admin.TabularInline):
 
 
 class HealthFilter(admin.SimpleListFilter):
-    """The endpoints an operator looks for: failing now, disabled, or healthy."""
+    """The endpoints an operator looks for: failing now, paused, disabled, or healthy."""
 
     title = "health"
     parameter_name = "health"
 
+    CONDITIONS = {"failing": FAILING, "paused": PAUSED, "disabled": DISABLED, "healthy": HEALTHY}
+
     def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
         return [
             ("failing", "Failing (last attempts failed)"),
+            ("paused", "Paused"),
             ("disabled", "Disabled"),
             ("healthy", "Healthy"),
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
-        active = queryset.filter(state=Subscription.State.ACTIVE)
-        if self.value() == "failing":
-            return active.filter(consecutive_failures__gt=0)
-        if self.value() == "disabled":
-            return queryset.filter(state=Subscription.State.DISABLED)
-        if self.value() == "healthy":
-            return active.filter(consecutive_failures=0)
-        return None
+        condition = self.CONDITIONS.get(self.value() or "")
+        return None if condition is None else queryset.filter(condition)
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(AuditedAdmin):
     list_display = [
         "__str__",
         "subscriber",
         "url",
-        "state",
-        "last_success_at",
-        "consecutive_failures",
+        "state_column",
         "success_rate_column",
+        "last_success_at",
+        "last_error_column",
+        "consecutive_failures",
         "output_format",
-        "ordered",
-        "rate_limit_per_second",
         "updated_at",
     ]
     list_filter = [HealthFilter, "state", "output_format", "ordered", "subscriber"]
@@ -114,7 +112,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ]
     inlines = [SigningSecretInline]
     # webhooks.admin adds the actions that act on deliveries (test event, release held)
-    actions = ["pause", "resume", "rotate_secret"]
+    actions = ["pause", "resume", "disable", "enable", "rotate_secret"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         # attempts answered 2xx over attempts made; NULL before the first attempt
@@ -127,10 +125,22 @@ class SubscriptionAdmin(admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="success rate", ordering="_success_rate")
+    @admin.display(description="success rate (all attempts)", ordering="_success_rate")
     def success_rate_column(self, obj: Subscription) -> str:
         rate = obj.success_rate
         return "–" if rate is None else f"{rate:.1%}"
+
+    @admin.display(description="state", ordering="state")
+    def state_column(self, obj: Subscription) -> str:
+        state = obj.get_state_display()
+        return f"{state}: {obj.state_reason}" if obj.state_reason else state
+
+    @admin.display(description="last error", ordering="last_error_at")
+    def last_error_column(self, obj: Subscription) -> str:
+        if not obj.last_error:
+            return "–"
+        error = obj.last_error if len(obj.last_error) <= 80 else obj.last_error[:79] + "…"
+        return f"{obj.last_error_at:%Y-%m-%d %H:%M} {error}" if obj.last_error_at else error
 
     def save_model(self, request: HttpRequest, obj: Subscription, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -142,26 +152,36 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause selected subscriptions", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        count = 0
-        for subscription in queryset.exclude(state=Subscription.State.PAUSED):
-            subscription_set_state(
-                subscription=subscription,
-                state=Subscription.State.PAUSED,
-                reason=f"paused by {request.user}",
-                actor=request.user,
-            )
-            count += 1
-        self.message_user(request, f"Paused {count} subscription(s).", messages.SUCCESS)
+        self._set_state(request, queryset, Subscription.State.PAUSED, "paused")
 
     @admin.action(description="Resume selected subscriptions", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        self._set_state(request, queryset, Subscription.State.ACTIVE, "resumed")
+
+    def _set_state(
+        self, request: HttpRequest, queryset: QuerySet[Subscription], state: str, verb: str
+    ) -> None:
         count = 0
-        for subscription in queryset.exclude(state=Subscription.State.ACTIVE):
+        for subscription in queryset.exclude(state=state):
             subscription_set_state(
-                subscription=subscription, state=Subscription.State.ACTIVE, actor=request.user
+                subscription=subscription,
+                state=state,
+                reason="" if state == Subscription.State.ACTIVE else f"{verb} by {request.user}",
+                actor=request.user,
             )
             count += 1
-        self.message_user(request, f"Resumed {count} subscription(s).", messages.SUCCESS)
+        self.message_user(
+            request, f"{verb.capitalize()} {count} subscription(s).", messages.SUCCESS
+        )
+
+    @admin.action(description="Disable selected subscriptions", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        self._set_state(request, queryset, Subscription.State.DISABLED, "disabled")
+
+    @admin.action(description="Enable selected disabled subscriptions", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        disabled = queryset.filter(state=Subscription.State.DISABLED)
+        self._set_state(request, disabled, Subscription.State.ACTIVE, "enabled")
 
     @admin.action(description="Rotate signing secret", permissions=["change"])
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
@@ -175,7 +195,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SigningSecret)
-class SigningSecretAdmin(admin.ModelAdmin):
+class SigningSecretAdmin(AuditedAdmin):
     """Secrets are listed by hint only; they are created and rotated from the subscription."""
 
     list_display = ["hint", "subscription", "created_at", "expires_at"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -11,6 +12,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import AuditLog
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_add_secret
 from tests.subscriptions.factories import SubscriptionFactory
@@ -112,3 +114,51 @@ def test_pause_then_rotate_secret_shows_the_new_secret_once(admin_client_logged_
         reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
     ).content.decode()
     assert new not in again and new[:10] in again
+
+
+def test_the_24h_success_rate_counts_its_recent_ended_deliveries(admin_client_logged_in):
+    subscription = SubscriptionFactory(name="rated")
+    now = timezone.now()
+    for status in ["succeeded", "succeeded", "succeeded", "dead", "retrying"]:
+        DeliveryFactory(
+            subscription=subscription,
+            status=status,
+            delivered_at=now if status == "succeeded" else None,
+        )
+    old = DeliveryFactory(subscription=subscription, status="dead")
+    Delivery.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=2))
+    DeliveryFactory(subscription=subscription, status="dead", is_test=True)
+    response = admin_client_logged_in.get(CHANGELIST)
+    (shown,) = response.context["cl"].result_list
+    assert (shown.recent_succeeded, shown.recent_dead) == (3, 1)
+    assert "75.0% of 4" in response.content.decode()
+
+
+def test_disable_then_enable_records_the_state_and_the_reason(admin_client_logged_in):
+    subscription = SubscriptionFactory()
+    assert run_action(admin_client_logged_in, "disable", [subscription]) == [
+        "Disabled 1 subscription(s)."
+    ]
+    subscription.refresh_from_db()
+    assert (subscription.state, subscription.state_reason) == ("disabled", "disabled by root")
+    page = admin_client_logged_in.get(CHANGELIST).content.decode()
+    assert "Disabled: disabled by root" in page
+    assert run_action(admin_client_logged_in, "enable", [subscription]) == [
+        "Enabled 1 subscription(s)."
+    ]
+    subscription.refresh_from_db()
+    assert (subscription.state, subscription.state_reason) == ("active", "")
+    actions = list(
+        AuditLog.objects.filter(object_id=str(subscription.pk)).values_list("action", flat=True)
+    )
+    assert sorted(actions) == ["subscription.active", "subscription.disabled"]
+
+
+def test_resume_offers_to_release_what_was_held(admin_client_logged_in):
+    subscription = SubscriptionFactory(state="paused")
+    held = DeliveryFactory(subscription=subscription, status="held")
+    messages = run_action(admin_client_logged_in, "resume", [subscription])
+    assert messages[0] == "Resumed 1 subscription(s)."
+    assert messages[1].startswith("1 deliveries held while they were paused still wait")
+    held.refresh_from_db()
+    assert held.status == "held"

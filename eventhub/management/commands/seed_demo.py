@@ -1,47 +1,24 @@
-"""Local demo data: an admin user, a few event types, a subscriber and a rule. Idempotent.
+"""Local demo data: an admin user, a few event types, a subscriber whose subscription delivers
+to the local demo receiver, and a rule. Idempotent.
 
 For local use only: the admin password is printed and is not secret.
 """
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from accounts.roles import Role
+from core.ssrf import UnsafeURL, check_url
+from eventhub.demo import EVENT_TYPES, receiver_url
 from events.models import EventType
 from rules.models import Rule
 from subscriptions.models import Subscriber, Subscription
 from subscriptions.services import subscription_add_secret
 
-EVENT_TYPES = {
-    "payment.failed": {
-        "description": "A payment attempt was declined or errored.",
-        "schema": {
-            "type": "object",
-            "required": ["amount", "currency"],
-            "properties": {
-                "amount": {"type": "number", "minimum": 0},
-                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-                "reason": {"type": "string"},
-            },
-        },
-        "example": {"amount": 42.5, "currency": "EUR", "reason": "card_declined"},
-    },
-    "order.created": {
-        "description": "A customer placed an order.",
-        "schema": {
-            "type": "object",
-            "required": ["order_id", "total"],
-            "properties": {"order_id": {"type": "string"}, "total": {"type": "number"}},
-        },
-        "example": {"order_id": "ord_1001", "total": 99.0},
-    },
-    "user.logged_in": {
-        "description": "A user signed in.",
-        "schema": {"type": "object", "properties": {"ip": {"type": "string"}}},
-        "example": {"ip": "203.0.113.7"},
-    },
-}
+# where the demo subscription points without a demo receiver (and pointed before there was one)
+EXAMPLE_URL = "https://example.com/webhooks/eventhub"
 
 
 class Command(BaseCommand):
@@ -67,18 +44,20 @@ class Command(BaseCommand):
         subscriber, _ = Subscriber.objects.get_or_create(
             name="Demo billing service", defaults={"contact_email": "billing@example.com"}
         )
-        # Created without the URL check: example.com is a documentation address.
         subscription, created = Subscription.objects.get_or_create(
             subscriber=subscriber,
             name="Payment problems",
             defaults={
-                "url": "https://example.com/webhooks/eventhub",
+                "url": self.demo_url(),
                 "event_types": ["payment.*"],
                 "filter": {"payload.amount": {"$gte": 10}},
             },
         )
         if created:
             subscription_add_secret(subscription=subscription)
+        elif subscription.url == EXAMPLE_URL and settings.DEMO_RECEIVER_PORT:
+            subscription.url = self.demo_url()
+            subscription.save(update_fields=["url", "updated_at"])
         Rule.objects.get_or_create(
             name="Repeated payment failures",
             defaults={
@@ -95,3 +74,16 @@ class Command(BaseCommand):
             f"Demo admin: {username} / {password if user_created else '(password unchanged)'}"
             " (local use only)"
         )
+
+    def demo_url(self) -> str:
+        if not settings.DEMO_RECEIVER_PORT:
+            return EXAMPLE_URL
+        url = receiver_url()
+        try:
+            check_url(url)
+        except UnsafeURL as exc:
+            self.stderr.write(
+                f"The demo subscription points at {url}, which the SSRF guard refuses ({exc}): "
+                "add 127.0.0.1/32 to WEBHOOK_ALLOWED_NETWORKS in .env to let it deliver."
+            )
+        return url
