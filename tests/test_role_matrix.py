@@ -152,6 +152,8 @@ GRAPHQL_ARGUMENTS = {
     ("query", "analyticsTopErrors"): '(since: "1h")',
     ("query", "analyticsUserActivity"): '(since: "1h")',
     ("query", "analyticsFunnel"): '(since: "1h", steps: ["order.created", "order.paid"])',
+    ("query", "pipelineLag"): "",
+    ("query", "pipelineStats"): "",
     ("mutation", "retryDelivery"): '(id: "{deliveries}")',
     ("mutation", "createSubscription"): (
         '(subscriber: "{subscribers}", url: "http://127.0.0.1:9/x", eventTypes: ["*"])'
