@@ -180,6 +180,9 @@ def cases_generated(output: str) -> int:
     return int(match.group(1))
 
 
+GENERATOR_CRASH = "SystemError: AST constructor recursion depth mismatch"
+
+
 def test_every_answer_matches_the_schema_and_no_webhook_leaves(
     live_api, seeded, django_user_model, receiver, tmp_path
 ):
@@ -187,6 +190,11 @@ def test_every_answer_matches_the_schema_and_no_webhook_leaves(
     for role, examples in EXAMPLES.items():
         token = _token(django_user_model, role)
         code, output = schemathesis(live_api, token, examples, tmp_path / f"{role}.xml")
+        if code != 0 and GENERATOR_CRASH in output:
+            # CPython 3.11's ast can lose count of its recursion while hypothesis describes a
+            # deep strategy (the generator crashes, not a check): run it again once, and that
+            # run must pass whole
+            code, output = schemathesis(live_api, token, examples, tmp_path / f"{role}-2.xml")
         print(f"schemathesis ({role}):\n{output[-1500:]}")
         assert code == 0, output[-20000:]  # no server error, no failed check
         totals[role] = cases_generated(output)
