@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from analytics.rollups import ERROR_SEVERITY, METRIC_EVENTS, severity_band
-from analytics.selectors import Filters, Window
+from analytics.windows import Filters, Window
 from core import mongo
 
 ERROR_BANDS = {severity_band(ERROR_SEVERITY), severity_band(10)}

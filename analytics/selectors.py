@@ -1,17 +1,16 @@
 """Analytics over what flows: MongoDB aggregations on the stored events and their rollups, and
 PostgreSQL's view of the deliveries.
 
-Counts by type, source and severity band come from the rollups wherever a whole rollup period
-lies inside the window (``analytics.rollups``) and from the stored events at its edges, so a
-window of days reads a few hundred rollups instead of every event. Anything the rollups do
+Counts by type, source and severity band, and the top errors, come from the rollups wherever a
+whole rollup period lies inside the window and from the stored events at its edges
+(``analytics.windows``), so a window of days reads a few hundred rollups instead of every
+event. Anything the rollups do
 not hold (a subject, a payload filter, another numeric field) is aggregated from the events.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,152 +27,41 @@ from analytics.rollups import (
     code_text,
     period_start,
 )
+from analytics.windows import Filters, Window, in_window, window_rows
 from core import mongo
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.selectors import outcome_counts, success_rate
 
 BUCKETS = PERIODS  # a time series' bucket sizes are the rollup periods
-COARSEST_FIRST = sorted(PERIODS, key=PERIODS.get, reverse=True)
-
-
-@dataclass(frozen=True)
-class Window:
-    since: datetime
-    until: datetime
-
-    @classmethod
-    def last(cls, span: timedelta, now: datetime | None = None) -> Window:
-        now = now or datetime.now(tz=UTC)
-        return cls(now - span, now)
-
-    def as_dict(self) -> dict[str, datetime]:
-        return {"since": self.since, "until": self.until}
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What a time series or a stream keeps: event types, a source, a subject, a filter in the
-    query language (already validated) on the stored document."""
-
-    types: tuple[str, ...] = ()
-    source: str | None = None
-    subject: str | None = None
-    query: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rollups_hold_it(self) -> bool:
-        return self.subject is None and not self.query
-
-    def match(self, prefix: str = "") -> dict[str, Any]:
-        """The filters as a MongoDB condition on the stored event, its fields under
-        ``prefix`` (``fullDocument.`` in a change stream, which leaves the query out: it
-        names fields of the event itself)."""
-        match: dict[str, Any] = {}
-        if self.types and "*" not in self.types:
-            match.update(type_condition(self.types, field=f"{prefix}type"))
-        if self.source is not None:
-            match[f"{prefix}source"] = self.source
-        if self.subject is not None:
-            match[f"{prefix}user_id"] = self.subject
-        if self.query and not prefix:
-            match = {"$and": [match, self.query]} if match else dict(self.query)
-        return match
-
-
-def type_condition(patterns: tuple[str, ...], field: str = "type") -> dict[str, Any]:
-    """A condition on ``field`` for type patterns as subscriptions write them: exact names,
-    and ``prefix.*`` for the types under a prefix."""
-    exact = [p for p in patterns if not p.endswith(".*")]
-    prefixes = [re.escape(p[:-1]) for p in patterns if p.endswith(".*")]
-    conditions = []
-    if exact:
-        conditions.append({field: {"$in": exact}})
-    if prefixes:
-        conditions.append({field: {"$regex": f"^(?:{'|'.join(prefixes)})"}})
-    return conditions[0] if len(conditions) == 1 else {"$or": conditions}
-
-
-def _in_window(window: Window) -> dict[str, Any]:
-    return {"timestamp": {"$gte": window.since, "$lt": window.until}}
-
-
-def _pieces(window: Window, now: datetime) -> list[tuple[str | None, datetime, datetime]]:
-    """The window cut into whole rollup periods (coarsest that fit) and raw edges: a list of
-    (period or None for raw events, start, end). A period whose rollups have expired is read
-    raw."""
-    pieces: list[tuple[str | None, datetime, datetime]] = []
-
-    def cut(start: datetime, end: datetime, periods: list[str]) -> None:
-        if start >= end:
-            return
-        if not periods:
-            pieces.append((None, start, end))
-            return
-        period, finer = periods[0], periods[1:]
-        size = timedelta(seconds=PERIODS[period])
-        first = period_start(start, period)
-        if first < start:
-            first += size
-        last = period_start(end, period)
-        kept = now - timedelta(days=settings.ANALYTICS_ROLLUP_RETENTION_DAYS[period])
-        if first >= last or last <= kept:
-            cut(start, end, finer)
-            return
-        if first < kept:  # the expired part is read from finer periods or raw
-            cut(start, period_start(kept, period) + size, finer)
-            first = period_start(kept, period) + size
-        else:
-            cut(start, first, finer)
-        pieces.append((period, first, last))
-        cut(last, end, finer)
-
-    cut(window.since, window.until, COARSEST_FIRST)
-    return pieces
 
 
 def _cells(window: Window) -> list[dict]:
     """Count, amount sum and amount count per (type, source, band) over the window."""
-    now = datetime.now(tz=UTC)
-    db = mongo.get_db()
     totals: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0, 0])
-    rolled = []
-    for period, start, end in _pieces(window, now):
-        if period is None:
-            rows = db[mongo.EVENTS].aggregate(
-                [
-                    {"$match": {"timestamp": {"$gte": start, "$lt": end}}},
-                    {"$project": {"type": 1, "source": 1, "band": _BAND, "amount": _AMOUNT}},
-                    {
-                        "$group": {
-                            "_id": {"type": "$type", "source": "$source", "band": "$band"},
-                            "value": {"$sum": 1},
-                            "amount_sum": {"$sum": {"$ifNull": ["$amount", 0]}},
-                            "amount_count": {"$sum": {"$cond": [{"$eq": ["$amount", None]}, 0, 1]}},
-                        }
-                    },
-                ]
-            )
-            for row in rows:
-                key = (row["_id"]["type"], row["_id"]["source"], row["_id"]["band"])
-                _add(totals[key], row)
-        else:
-            rolled.append({"period": period, "start": {"$gte": start, "$lt": end}})
-    if rolled:
-        rows = db[mongo.METRICS].aggregate(
-            [
-                {"$match": {"metric": METRIC_EVENTS, "$or": rolled}},
-                {
-                    "$group": {
-                        "_id": {"type": "$type", "source": "$source", "band": "$band"},
-                        "value": {"$sum": "$value"},
-                        "amount_sum": {"$sum": "$amount_sum"},
-                        "amount_count": {"$sum": "$amount_count"},
-                    }
-                },
-            ]
-        )
-        for row in rows:
-            _add(totals[(row["_id"]["type"], row["_id"]["source"], row["_id"]["band"])], row)
+    raw = [
+        {"$project": {"type": 1, "source": 1, "band": _BAND, "amount": _AMOUNT}},
+        {
+            "$group": {
+                "_id": {"type": "$type", "source": "$source", "band": "$band"},
+                "value": {"$sum": 1},
+                "amount_sum": {"$sum": {"$ifNull": ["$amount", 0]}},
+                "amount_count": {"$sum": {"$cond": [{"$eq": ["$amount", None]}, 0, 1]}},
+            }
+        },
+    ]
+    rolled = {
+        "$group": {
+            "_id": {"type": "$type", "source": "$source", "band": "$band"},
+            "value": {"$sum": "$value"},
+            "amount_sum": {"$sum": "$amount_sum"},
+            "amount_count": {"$sum": "$amount_count"},
+        }
+    }
+    for row in window_rows(window, raw=raw, metric=METRIC_EVENTS, rolled=rolled):
+        total = totals[(row["_id"]["type"], row["_id"]["source"], row["_id"]["band"])]
+        total[0] += row["value"]
+        total[1] += row["amount_sum"]
+        total[2] += row["amount_count"]
     return [
         {
             "type": t,
@@ -185,12 +73,6 @@ def _cells(window: Window) -> list[dict]:
         }
         for (t, s, b), v in totals.items()
     ]
-
-
-def _add(total: list[float], row: dict[str, Any]) -> None:
-    total[0] += row["value"]
-    total[1] += row["amount_sum"]
-    total[2] += row["amount_count"]
 
 
 # the severity band of a stored event, in MongoDB's aggregation language
@@ -267,7 +149,7 @@ def _field_sum(window: Window, name: str) -> tuple[float, int]:
     rows = list(
         mongo.get_db()[mongo.EVENTS].aggregate(
             [
-                {"$match": _in_window(window)},
+                {"$match": in_window(window)},
                 {"$project": {"value": value}},
                 {"$match": {"value": {"$ne": None}}},
                 {"$group": {"_id": None, "sum": {"$sum": "$value"}, "count": {"$sum": 1}}},
@@ -373,7 +255,7 @@ def timeseries(window: Window, bucket: str, filters: Filters) -> dict[str, Any]:
         )
         rows = db[mongo.EVENTS].aggregate(
             [
-                {"$match": {**_in_window(widened), **filters.match()}},
+                {"$match": {**in_window(widened), **filters.match()}},
                 {
                     "$group": {
                         "_id": {
@@ -406,59 +288,32 @@ def top_errors(window: Window, *, limit: int = 10) -> list[dict[str, Any]]:
     """The most frequent error events (severity 7 and above) by type, source and error code
     (``payload.error_code``, else ``payload.code``), with first and last seen: from the
     ``errors`` rollups inside the window, the stored events at its edges."""
-    db = mongo.get_db()
     groups: dict[tuple, list] = {}
-
-    def add(key: tuple, count: int, first: datetime, last: datetime) -> None:
-        group = groups.setdefault(key, [0, first, last])
-        group[0] += count
-        group[1] = min(group[1], first)
-        group[2] = max(group[2], last)
-
-    rolled = []
-    for period, start, end in _pieces(window, datetime.now(tz=UTC)):
-        if period is not None:
-            rolled.append({"period": period, "start": {"$gte": start, "$lt": end}})
-            continue
-        rows = db[mongo.EVENTS].aggregate(
-            [
-                {
-                    "$match": {
-                        "severity": {"$gte": ERROR_SEVERITY},
-                        "timestamp": {"$gte": start, "$lt": end},
-                    }
-                },
-                {
-                    "$group": {
-                        "_id": {"type": "$type", "source": "$source", "code": ERROR_CODE},
-                        "count": {"$sum": 1},
-                        "first_seen": {"$min": "$timestamp"},
-                        "last_seen": {"$max": "$timestamp"},
-                    }
-                },
-            ]
-        )
-        for row in rows:
-            code = row["_id"].get("code")
-            key = (row["_id"]["type"], row["_id"]["source"], code_text(code))
-            add(key, row["count"], row["first_seen"], row["last_seen"])
-    if rolled:
-        rows = db[mongo.METRICS].aggregate(
-            [
-                {"$match": {"metric": METRIC_ERRORS, "$or": rolled}},
-                {
-                    "$group": {
-                        "_id": {"type": "$type", "source": "$source", "code": "$code"},
-                        "count": {"$sum": "$value"},
-                        "first_seen": {"$min": "$first_seen"},
-                        "last_seen": {"$max": "$last_seen"},
-                    }
-                },
-            ]
-        )
-        for row in rows:
-            key = (row["_id"]["type"], row["_id"]["source"], row["_id"].get("code"))
-            add(key, row["count"], row["first_seen"], row["last_seen"])
+    raw = [
+        {
+            "$group": {
+                "_id": {"type": "$type", "source": "$source", "code": ERROR_CODE},
+                "count": {"$sum": 1},
+                "first_seen": {"$min": "$timestamp"},
+                "last_seen": {"$max": "$timestamp"},
+            }
+        }
+    ]
+    rolled = {
+        "$group": {
+            "_id": {"type": "$type", "source": "$source", "code": "$code"},
+            "count": {"$sum": "$value"},
+            "first_seen": {"$min": "$first_seen"},
+            "last_seen": {"$max": "$last_seen"},
+        }
+    }
+    errors = {"severity": {"$gte": ERROR_SEVERITY}}
+    for row in window_rows(window, raw=raw, raw_match=errors, metric=METRIC_ERRORS, rolled=rolled):
+        key = (row["_id"]["type"], row["_id"]["source"], code_text(row["_id"].get("code")))
+        group = groups.setdefault(key, [0, row["first_seen"], row["last_seen"]])
+        group[0] += row["count"]
+        group[1] = min(group[1], row["first_seen"])
+        group[2] = max(group[2], row["last_seen"])
     ordered = sorted(groups.items(), key=lambda item: (-item[1][0], *map(str, item[0])))
     return [
         {
@@ -478,7 +333,7 @@ def user_activity(
 ) -> list[dict[str, Any]]:
     """Per subject: events, events per type, first and last seen; one subject or the ``limit``
     most active."""
-    match: dict[str, Any] = {**_in_window(window)}
+    match: dict[str, Any] = {**in_window(window)}
     match["user_id"] = subject if subject is not None else {"$ne": None}
     rows = mongo.get_db()[mongo.EVENTS].aggregate(
         [
@@ -523,7 +378,7 @@ def funnel(window: Window, steps: list[str]) -> dict[str, Any]:
     n - 1, by event time, within the window), and the conversion from the step before."""
     rows = mongo.get_db()[mongo.EVENTS].aggregate(
         [
-            {"$match": {"type": {"$in": steps}, "user_id": {"$ne": None}, **_in_window(window)}},
+            {"$match": {"type": {"$in": steps}, "user_id": {"$ne": None}, **in_window(window)}},
             {"$sort": {"timestamp": 1, "_id": 1}},
             {"$group": {"_id": "$user_id", "types": {"$push": "$type"}}},
             {

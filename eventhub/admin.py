@@ -16,7 +16,8 @@ from django.utils.html import format_html_join
 
 import events.admin
 import webhooks.admin
-from analytics.selectors import Window, summary, type_condition
+from analytics.selectors import summary
+from analytics.windows import Window, type_condition
 from core.documents import event_document
 from events.models import EventType
 from querylang import QueryError, matches

@@ -17,7 +17,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from analytics.selectors import Filters, Window, delivery_summary, summary, timeseries
+from analytics.selectors import delivery_summary, summary, timeseries
+from analytics.windows import Filters, Window
 from pipeline.lag import consumer_reports
 from subscriptions.selectors import subscription_health_counts, subscriptions_needing_attention
 from webhooks.models import Delivery

@@ -10,7 +10,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from analytics.selectors import BUCKETS, Filters, Window, bucket_count
+from analytics.selectors import BUCKETS, bucket_count
+from analytics.windows import Filters, Window
 from core.api import DurationField
 from core.problems import RULE
 from querylang import QueryError, validate_query

@@ -26,6 +26,7 @@ from analytics.api.serializers import (
 from analytics.grpc_api import analytics_pb2 as pb
 from analytics.grpc_api import analytics_pb2_grpc as pb_grpc
 from analytics.rollups import PERIODS, period_start
+from analytics.windows import Window
 from core.problems import flatten_errors
 from events.grpc_api.server import Refused, guarded
 
@@ -169,7 +170,7 @@ class AnalyticsService(pb_grpc.AnalyticsServiceServicer):
 
     def _updates(self, context, span: timedelta, interval: int):
         while context.is_active():
-            yield summary_message(selectors.summary(selectors.Window.last(span)))
+            yield summary_message(selectors.summary(Window.last(span)))
             time.sleep(interval)
 
     @guarded("reader")

@@ -24,7 +24,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from analytics.export import minute_metrics
 from analytics.rollups import period_start
-from analytics.selectors import Filters
+from analytics.windows import Filters
 from core import mongo
 from core.documents import document_to_event
 from querylang import compile_query

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 
 from analytics import rollups, selectors
+from analytics.windows import Window
 from core import mongo
 from pipeline import batch as batches
 from tests.pipeline.test_batch import StandIn, messages, payments, pool, queued  # noqa: F401
@@ -52,7 +53,7 @@ def test_a_replayed_batch_counts_once(payments, mongo_db, queued, pool):  # noqa
         ("payment.failed", "/batch", "none")
     }
     when = NOW.replace(second=0)
-    answer = selectors.summary(selectors.Window(when, when + timedelta(minutes=1)))
+    answer = selectors.summary(Window(when, when + timedelta(minutes=1)))
     assert answer["total"] == len(batch)
 
 
@@ -61,7 +62,7 @@ def test_rollups_past_their_retention_are_not_written(payments, mongo_db, queued
     batches.process_batch(messages(50, time=old.isoformat()), batches.Configuration())
     assert counted(mongo_db) == {"1h": 50, "1d": 50}
     # read from the stored events instead
-    window = selectors.Window(old - timedelta(minutes=1), old + timedelta(minutes=1))
+    window = Window(old - timedelta(minutes=1), old + timedelta(minutes=1))
     assert selectors.summary(window)["total"] == 50
 
 

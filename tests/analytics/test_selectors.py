@@ -11,7 +11,8 @@ import pytest
 
 from analytics import selectors
 from analytics.rollups import period_start, severity_band
-from analytics.selectors import Filters, Window
+from analytics.windows import Filters, Window
+from analytics.windows import pieces as window_pieces
 
 pytestmark = pytest.mark.django_db
 
@@ -272,7 +273,7 @@ def test_window_pieces_cover_the_window_once():
         (now - timedelta(days=40), now - timedelta(days=1)),
         (datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)),
     ]:
-        pieces = selectors._pieces(Window(since, until), now)
+        pieces = window_pieces(Window(since, until), now)
         pieces.sort(key=lambda piece: piece[1])
         assert pieces[0][1] == since and pieces[-1][2] == until
         for (_, _, end), (_, start, _) in zip(pieces, pieces[1:], strict=False):

@@ -72,7 +72,7 @@ def test_a_stalled_sse_client_is_disconnected_with_the_reason(settings, mongo_db
 
 def test_a_stream_that_falls_behind_the_shared_feed_is_ended(settings):
     from analytics.live.feed import Change, _Follower
-    from analytics.selectors import Filters
+    from analytics.windows import Filters
 
     settings.STREAM_BUFFER_EVENTS = 10
 
@@ -92,7 +92,7 @@ def test_a_stream_that_falls_behind_the_shared_feed_is_ended(settings):
 
 def test_followers_filter_as_the_query_language_does():
     from analytics.live.feed import _predicate
-    from analytics.selectors import Filters
+    from analytics.windows import Filters
 
     keep = _predicate(
         Filters(types=("order.*", "user.login"), source="/s", query={"payload.n": {"$gt": 1}})
