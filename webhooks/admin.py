@@ -301,15 +301,23 @@ class SubscriptionAdmin(subscriptions.admin.SubscriptionAdmin):
             return "–"
         return f"{rate:.1%} of {obj.recent_succeeded + obj.recent_dead}"
 
-    @admin.action(description="Resume selected subscriptions", permissions=["change"])
-    def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        resumed = held = 0
+    def _resume_each(
+        self, request: HttpRequest, queryset: QuerySet[Subscription], *, release_held: bool
+    ) -> tuple[int, int, int]:
+        """Resume each subscription; (resumed, still held, released) in all."""
+        resumed = held = released = 0
         for subscription in queryset:
             result = subscription_resume(
-                subscription=subscription, release_held=False, actor=request.user
+                subscription=subscription, release_held=release_held, actor=request.user
             )
             resumed += result.resumed
             held += result.held
+            released += result.released
+        return resumed, held, released
+
+    @admin.action(description="Resume selected subscriptions", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        resumed, held, _ = self._resume_each(request, queryset, release_held=False)
         self.message_user(request, f"Resumed {resumed} subscription(s).", messages.SUCCESS)
         if held:
             self.message_user(
@@ -321,13 +329,7 @@ class SubscriptionAdmin(subscriptions.admin.SubscriptionAdmin):
 
     @admin.action(description="Resume and release held deliveries", permissions=["change"])
     def resume_and_release(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
-        resumed = released = 0
-        for subscription in queryset:
-            result = subscription_resume(
-                subscription=subscription, release_held=True, actor=request.user
-            )
-            resumed += result.resumed
-            released += result.released
+        resumed, _, released = self._resume_each(request, queryset, release_held=True)
         self.message_user(
             request,
             f"Resumed {resumed} subscription(s); released {released} held deliveries.",
