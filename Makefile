@@ -43,7 +43,7 @@ $(STAMP): requirements.txt
 env: .env
 
 .env:
-	cp .env.example .env
+	$(PYTHON) scripts/new_env.py
 
 services: venv env ## start PostgreSQL, Redis, MongoDB and Kafka (idempotent)
 	$(PY) scripts/services.py start

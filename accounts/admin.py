@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.authentication import forget_api_key
 from accounts.models import ApiKey, AuditLog
 from accounts.services import api_key_create, api_key_revoke, audit_log_record
 
@@ -57,6 +58,7 @@ class ApiKeyAdmin(AuditedAdmin):
     def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            forget_api_key(obj)
             return
         created, plaintext = api_key_create(name=obj.name, role=obj.role, created_by=request.user)
         created.active, created.expires_at = obj.active, obj.expires_at

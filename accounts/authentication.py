@@ -7,22 +7,64 @@ of their role groups (superusers are admins).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import threading
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
+from cachetools import TTLCache
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.models import API_KEY_PREFIX, ApiKey, hash_api_key
 from accounts.roles import Role
 
 ROLE_RANK = {Role.READER: 1, Role.WRITER: 2, Role.ADMIN: 3}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class CredentialCache:
+    """What a credential resolved to, remembered by this process for ``AUTH_CACHE_SECONDS``,
+    so a request costs no query for its key or its token's user. A key revoked or changed in
+    another process, or a user deactivated or given another role, takes effect here within that
+    bound; this process's own revocations and key edits take effect at once (``forget``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: TTLCache | None = None
+
+    def get_or_load(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._entries is None:
+                self._entries = TTLCache(maxsize=10_000, ttl=settings.AUTH_CACHE_SECONDS)
+            found = self._entries.get(key)
+        if found is not None:
+            return found
+        found = load()  # raises for refused credentials, which are not remembered
+        with self._lock:
+            if self._entries is not None and settings.AUTH_CACHE_SECONDS > 0:
+                self._entries[key] = found
+        return found
+
+    def forget(self, key: Hashable | None = None) -> None:
+        """Forget ``key``, or everything (and read ``AUTH_CACHE_SECONDS`` again)."""
+        with self._lock:
+            if key is None:
+                self._entries = None
+            elif self._entries is not None:
+                self._entries.pop(key, None)
+
+
+api_keys = CredentialCache()  # by the key's hash: the ApiKey
+token_users = CredentialCache()  # by (user id, revoke claim): the user a token names
 
 
 @dataclass
@@ -67,8 +109,9 @@ def key_from_request(request: Request) -> str | None:
 
 def api_key_lookup(key: str) -> ApiKey:
     """The usable key matching ``key``; ``AuthenticationFailed`` otherwise."""
-    api_key = ApiKey.objects.filter(key_hash=hash_api_key(key)).first()
-    if api_key is None or not api_key.is_usable():
+    digest = hash_api_key(key)
+    api_key = api_keys.get_or_load(digest, lambda: _stored_key(digest))
+    if not api_key.is_usable():
         raise exceptions.AuthenticationFailed("Invalid or revoked API key.", code="invalid-api-key")
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
@@ -76,6 +119,18 @@ def api_key_lookup(key: str) -> ApiKey:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+def _stored_key(digest: str) -> ApiKey:
+    api_key = ApiKey.objects.filter(key_hash=digest).first()
+    if api_key is None:
+        raise exceptions.AuthenticationFailed("Invalid or revoked API key.", code="invalid-api-key")
+    return api_key
+
+
+def forget_api_key(api_key: ApiKey) -> None:
+    """Stop using what this process remembers of ``api_key`` (after it was changed)."""
+    api_keys.forget(api_key.key_hash)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -92,6 +147,24 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class CachedJWTAuthentication(JWTAuthentication):
+    """simplejwt's bearer tokens, with the user a token names (and its role) remembered for
+    ``AUTH_CACHE_SECONDS`` (``CredentialCache``); each request gets its own copy."""
+
+    def get_user(self, validated_token):
+        key = (
+            validated_token.get(jwt_settings.USER_ID_CLAIM),
+            validated_token.get(jwt_settings.REVOKE_TOKEN_CLAIM),
+        )
+
+        def load():
+            user = super(CachedJWTAuthentication, self).get_user(validated_token)
+            role_of(user)  # looked up once, kept on the user
+            return user
+
+        return copy.copy(token_users.get_or_load(key, load))
+
+
 def user_from_headers(headers: Mapping[str, str]):
     """The caller behind ``x-api-key`` or ``authorization: Bearer`` (lower-case names), for the
     doors outside DRF (gRPC metadata, streams); None without credentials, and
@@ -106,7 +179,7 @@ def user_from_headers(headers: Mapping[str, str]):
         return ApiKeyPrincipal(api_key_lookup(raw))
     from core.problems import detail_text  # imports DRF, whose settings import this module
 
-    jwt = JWTAuthentication()
+    jwt = CachedJWTAuthentication()
     try:
         return jwt.get_user(jwt.get_validated_token(raw.encode()))
     except InvalidToken as exc:

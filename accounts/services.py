@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from accounts.authentication import forget_api_key
 from accounts.models import API_KEY_PREFIX, ApiKey, AuditLog, hash_api_key
 
 
@@ -30,6 +31,7 @@ def api_key_create(
 def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None = None) -> bool:
     """Deactivate the key (it is refused from now on) and audit it; False if it already was."""
     revoked = ApiKey.objects.filter(pk=api_key.pk, active=True).update(active=False) == 1
+    forget_api_key(api_key)  # this process refuses it at once, the others within their bound
     if revoked:
         api_key.active = False
         audit_log_record(actor=actor, action="api_key.revoke", obj=api_key)

@@ -21,6 +21,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cachetools import TTLCache
 from django.conf import settings
 from django.db import connection
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEMO_SOURCE = "/demo"
 DEMO_PATH = "/hooks/billing"
+SECRETS_SECONDS = 5.0
 STATUS_PATH = re.compile(r"^/status/([1-5][0-9]{2})$")
 
 EVENT_TYPES: dict[str, dict[str, Any]] = {
@@ -126,10 +128,34 @@ class DemoReceiver(ThreadingHTTPServer):
     def __init__(self, port: int) -> None:
         super().__init__(("127.0.0.1", port), ReceiverHandler)
         self.receipts = Receipts()
+        # the secrets found per URL, read again after SECRETS_SECONDS (a rotated secret's
+        # predecessor stays valid longer than that), so a webhook costs no query
+        self.secrets: TTLCache = TTLCache(maxsize=1000, ttl=SECRETS_SECONDS)
+        self.secrets_lock = threading.Lock()
+
+    def secrets_for(self, url: str) -> list[str]:
+        with self.secrets_lock:
+            found = self.secrets.get(url)
+        if found is None:
+            try:
+                found = [
+                    secret
+                    for subscription in Subscription.objects.filter(url=url).prefetch_related(
+                        "secrets"
+                    )
+                    for secret in subscription.valid_secrets()
+                ]
+            finally:
+                connection.close()  # this thread ends with its connection
+            if found:  # a subscription made next is found at once
+                with self.secrets_lock:
+                    self.secrets[url] = found
+        return found
 
 
 class ReceiverHandler(BaseHTTPRequestHandler):
     server: DemoReceiver
+    protocol_version = "HTTP/1.1"  # keep-alive: the sender reuses its connections
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -159,14 +185,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
     def _verify(self, body: bytes) -> tuple[int, str]:
         url = receiver_url(self.path.split("?")[0], self.server.server_port)
-        try:
-            secrets = [
-                secret
-                for subscription in Subscription.objects.filter(url=url).prefetch_related("secrets")
-                for secret in subscription.valid_secrets()
-            ]
-        finally:
-            connection.close()  # this thread ends with the request
+        secrets = self.server.secrets_for(url)
         if not secrets:
             return 404, f"no subscription points at {url}"
         try:

@@ -234,6 +234,9 @@ INGEST_MAX_BATCH_EVENTS = env_int("INGEST_MAX_BATCH_EVENTS", 1000, minimum=1)
 INGEST_MAX_DEPTH = env_int("INGEST_MAX_DEPTH", 64, minimum=1, maximum=90)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
 EVENT_TYPE_CACHE_SECONDS = env_float("EVENT_TYPE_CACHE_SECONDS", 5.0)
+# How long a process remembers what an API key or a token's user resolved to (no query per
+# request): a key revoked, or a user deactivated, elsewhere is refused here within this bound.
+AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", 5.0)
 # Requests above these rates per API key or user get 429 with Retry-After.
 THROTTLE_PUBLISH_RATE = env_str("THROTTLE_PUBLISH_RATE", "2000/s")
 THROTTLE_READ_RATE = env_str("THROTTLE_READ_RATE", "100/s")
@@ -319,7 +322,7 @@ AUTH_PASSWORD_VALIDATORS = [
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.CachedJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -17,6 +17,17 @@ from accounts.roles import Role
 from core import kafka, mongo
 
 
+@pytest.fixture(autouse=True)
+def _fresh_credentials():
+    """Each test resolves its keys and tokens afresh (the process remembers them for
+    AUTH_CACHE_SECONDS, across the rolled-back rows of earlier tests otherwise)."""
+    from accounts.authentication import api_keys, token_users
+
+    api_keys.forget()
+    token_users.forget()
+    yield
+
+
 @pytest.fixture
 def mongo_db():
     """The test MongoDB database with its indexes, dropped after the test."""

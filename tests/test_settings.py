@@ -42,3 +42,41 @@ def test_bad_values_fail_loudly_naming_the_variable(monkeypatch, name, value, ca
     monkeypatch.setenv(name, value)
     with pytest.raises(ImproperlyConfigured, match=name):
         call()
+
+
+def test_a_new_env_runs_with_debug_off_and_secrets_of_its_own(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+    from dotenv import dotenv_values
+
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env.example")
+    for _ in range(2):  # the second run leaves the first's .env as it is
+        subprocess.run([sys.executable, ROOT / "scripts/new_env.py", tmp_path], check=True)
+    first = dotenv_values(tmp_path / ".env")
+    assert first["DJANGO_DEBUG"] == "false"
+    assert len(first["DJANGO_SECRET_KEY"]) >= 50
+    Fernet(first["FIELD_ENCRYPTION_KEYS"])  # a valid key
+    (tmp_path / ".env").unlink()
+    subprocess.run([sys.executable, ROOT / "scripts/new_env.py", tmp_path], check=True)
+    assert dotenv_values(tmp_path / ".env")["DJANGO_SECRET_KEY"] != first["DJANGO_SECRET_KEY"]
+    # the settings load with it: DEBUG off finds both secrets
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.DEBUG)",
+        ],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_SETTINGS_MODULE": "eventhub.settings",
+            **{k: v for k, v in first.items() if v},
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert checked.stdout.strip().splitlines()[-1] == "False", checked.stderr
