@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: up down test venv env services services-stop prepare browser stack stack-stop status lint openapi protos
+.PHONY: up down test venv env services services-stop prepare browser stack stack-stop status lint openapi protos bench
 
 up: prepare ## install, start services and the whole stack in the background
 	$(PY) manage.py collectstatic --noinput -v 0
@@ -58,6 +58,10 @@ prepare: services
 
 browser: venv ## Debian's chromium for the browser tests (installed when missing)
 	$(PY) scripts/services.py browser
+
+bench: up ## P1-P7 against the running stack (quick; BENCH_ARGS=--full for the issue's sizes)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 status:
 	@$(PY) scripts/services.py status; $(PY) scripts/stack.py status

@@ -1,7 +1,7 @@
 """P2: ``POST /api/v1/events/batch`` events/s, next to raw confluent-kafka producing the same
 serialized envelopes in the same run; prints both and the ratio.
 
-    .venv/bin/python bench/p2_batch_throughput.py --key ehk_... [--events 100000]
+    .venv/bin/python bench/p2_batch_throughput.py [--key ehk_...] [--events 100000]
 
 The HTTP side sends batches of 1000 over a few keep-alive connections; the raw side produces
 the same envelopes (acks=all, idempotent, the same topic) from this process.
@@ -22,6 +22,8 @@ import urllib3
 from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import figures  # noqa: E402
 
 
 def envelopes(n: int, run: str) -> list[dict]:
@@ -89,7 +91,7 @@ def raw_rate(bootstrap: str, topic: str, items: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000/api/v1/events/batch")
-    parser.add_argument("--key", required=True)
+    parser.add_argument("--key", help="a writer API key (default: one made for the run)")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=4)
@@ -99,14 +101,31 @@ def main() -> None:
     parser.add_argument("--topic", default=os.environ.get("KAFKA_TOPIC_EVENTS", "eventhub.events"))
     args = parser.parse_args()
 
-    http = http_rate(
-        args.url, args.key, envelopes(args.events, uuid.uuid4().hex[:8]), args.batch, args.clients
-    )
+    remove = None
+    if args.key is None:
+        args.key, _, remove = figures.writer_credentials()
+    try:
+        items = envelopes(args.events, uuid.uuid4().hex[:8])
+        http = http_rate(args.url, args.key, items, args.batch, args.clients)
+    finally:
+        if remove is not None:
+            remove()
     raw = raw_rate(args.bootstrap, args.topic, envelopes(args.events, uuid.uuid4().hex[:8]))
     print(f"P2 {args.events} events, batches of {args.batch}, {args.clients} HTTP clients")
     print(f"POST /events/batch: {http:10.0f} events/s")
     print(f"raw confluent-kafka: {raw:9.0f} events/s")
     print(f"ratio:              {http / raw:10.1%}")
+    figures.emit(
+        "P2",
+        {
+            "events": args.events,
+            "batch": args.batch,
+            "clients": args.clients,
+            "http_per_s": round(http),
+            "raw_per_s": round(raw),
+            "ratio": round(http / raw, 3),
+        },
+    )
 
 
 if __name__ == "__main__":

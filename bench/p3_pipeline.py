@@ -24,6 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import figures  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventhub.settings")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 
@@ -162,6 +165,18 @@ def main() -> None:
     print(f"MongoDB insert_many:    {insert_rate:10.0f} docs/s")
     print(f"pipeline / insert_many: {pipeline_rate / insert_rate:10.1%}")
     assert deliveries == args.events, "each event should match exactly one subscription"
+    figures.emit(
+        "P3",
+        {
+            "events": args.events,
+            "subscriptions": SUBSCRIPTIONS,
+            "load_before": round(load, 2),
+            "pipeline_per_s": round(pipeline_rate),
+            "cpu_us_per_event": round(cpu_seconds / processed * 1e6),
+            "insert_many_per_s": round(insert_rate),
+            "ratio": round(pipeline_rate / insert_rate, 3),
+        },
+    )
 
     scratch.drop()
     mongo.get_db()[mongo.EVENTS].delete_many({"type": type_name})

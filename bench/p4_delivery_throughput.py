@@ -34,6 +34,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import figures
 import processes
 
 sys.path.insert(0, str(processes.ROOT))
@@ -86,6 +87,7 @@ class Result:
     busy_before: float  # share of the cores other programs used just before
     failures: dict[str, int]  # attempts that failed, by error class
     cpu_ms: dict[str, float]  # CPU per delivery (ms) of the workers, receiver and services
+    peak_memory_mb: dict[str, float]  # P7: peak PSS of the workers, receiver and services
 
     @property
     def rate(self) -> float:
@@ -208,6 +210,19 @@ def measure(
         cpu_before = sum(processes.cpu_seconds(w.pid) for w in workers)
         receiver_before = processes.cpu_seconds(receiver.process.pid)
         services_before = processes.service_cpu()
+        watch = figures.Watch(
+            lambda: {
+                "webhook workers": [
+                    pid for w in workers for pid in (w.pid, *figures.children(w.pid))
+                ],
+                "receiver": [receiver.process.pid],
+                **{
+                    name: pids
+                    for name, pids in figures.stack_processes().items()
+                    if name in figures.SERVICES
+                },
+            }
+        )
         started = time.time()
         deliveries_enqueue(rows)
         succeeded = wait_succeeded(subscription, len(rows), timeout=max(120, len(rows) / 100))
@@ -216,6 +231,7 @@ def measure(
             last=Max("updated_at")
         )["last"]
         seconds = finished.timestamp() - started
+        _, peak = watch.stop()
         cpu = sum(processes.cpu_seconds(w.pid) for w in workers) - cpu_before
         services = processes.service_cpu()
         cpu_ms = {
@@ -234,6 +250,7 @@ def measure(
             worker_cpu=cpu / seconds,
             busy_before=busy,
             cpu_ms=cpu_ms,
+            peak_memory_mb={name: round(mb, 1) for name, mb in peak.items()},
             failures=dict(
                 DeliveryAttempt.objects.filter(delivery__subscription=subscription)
                 .exclude(error_class="")
@@ -307,11 +324,24 @@ def main() -> None:
                 + ", ".join(f"{name} {ms:.3f} ms" for name, ms in result.cpu_ms.items())
                 + f" (all: {sum(result.cpu_ms.values()):.3f} ms)"
             )
+            print(
+                "    peak memory (PSS) MB: "
+                + ", ".join(f"{name} {mb:.0f}" for name, mb in result.peak_memory_mb.items())
+            )
             if result.failures:
                 print(f"    failed attempts by error class: {result.failures}")
         best = max(results, key=lambda r: r.rate)
         print(f"best layout: {best.layout}: {best.rate:.0f} deliveries/s")
+        found = {
+            "deliveries": args.deliveries,
+            "layouts": {
+                str(r.layout): {"per_s": round(r.rate), "cpu_ms": r.cpu_ms} for r in results
+            },
+            "best_per_s": round(best.rate),
+            "peak_memory_mb": best.peak_memory_mb,
+        }
         if args.skip_baseline:
+            figures.emit("P4", found)
             return
         baseline = run_baseline(receiver, args.baseline_webhooks)
         print(
@@ -320,6 +350,10 @@ def main() -> None:
             f"{baseline['events_rows']} WebhookEvent rows; Celery prefork, default concurrency)"
         )
         print(f"ours / django-webhook:  {best.rate / baseline['rate']:8.1f}x")
+        found.update(
+            baseline_per_s=round(baseline["rate"]), ratio=round(best.rate / baseline["rate"], 1)
+        )
+        figures.emit("P4", found)
     finally:
         receiver.stop()
         cleanup(subscriber, type_name)

@@ -1,7 +1,7 @@
 """P5: publish -> received latency through the whole stack at a steady event rate.
 
     .venv/bin/python bench/p5_latency.py [--rate 200 --duration 60]
-        [--workers 1 --threads 16 --task-batch 100] [--batch-timeout-ms 20]
+        [--workers 1 --threads 16 --task-batch 100] [--batch-timeout-ms 200]
 
 Events are published with ``events_publish`` (the ingest service behind the REST, GraphQL and
 gRPC APIs; asynchronous mode) on a fixed schedule; each carries ``data.sent_at``, the moment it
@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from itertools import islice
 
+import figures
 import processes
 
 sys.path.insert(0, str(processes.ROOT))
@@ -326,7 +327,12 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="webhooks worker processes")
     parser.add_argument("--threads", type=int, default=16, help="threads per worker")
     parser.add_argument("--task-batch", type=int, default=100, help="WEBHOOK_TASK_BATCH")
-    parser.add_argument("--batch-timeout-ms", type=int, default=20, help="pipeline batch timeout")
+    parser.add_argument(
+        "--batch-timeout-ms",
+        type=int,
+        default=settings.PIPELINE_BATCH_TIMEOUT_MS,
+        help="pipeline batch timeout (default: the setting, as make up runs)",
+    )
     parser.add_argument(
         "--what-if-fetch-wait-ms",
         type=int,
@@ -370,6 +376,21 @@ def main() -> None:
     print("where the time goes (each stage on its own):")
     print_stages(result)
     print(f"delivery rows: {result.status_counts}")
+    figures.emit(
+        "P5",
+        {
+            "rate": args.rate,
+            "duration_s": args.duration,
+            "batch_timeout_ms": args.batch_timeout_ms,
+            "received": len(latencies),
+            "published": result.published,
+            "machine_busy": round(result.machine_busy, 3),
+            **{
+                f"p{q}_ms": round(processes.percentile(latencies, q / 100), 1) for q in (50, 95, 99)
+            },
+            "max_ms": round(max(latencies), 1) if latencies else None,
+        },
+    )
 
 
 if __name__ == "__main__":

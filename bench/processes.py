@@ -21,6 +21,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from figures import SERVICE_COMMANDS, _machine_ticks, cpu_seconds, machine_busy  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent
@@ -151,39 +153,12 @@ def purge_broker_queue(queue: str = QUEUE) -> int:
     return int(left)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc), in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_ticks() -> tuple[int, int]:
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(values[:8]), values[3] + values[4]  # total, idle + iowait
-
-
-def machine_busy(seconds: float = 3.0) -> float:
-    """Share of all cores busy over ``seconds`` (from /proc/stat): run before a benchmark, it
-    says how much of the machine other programs were using."""
-    total, idle = _machine_ticks()
-    time.sleep(seconds)
-    total2, idle2 = _machine_ticks()
-    return 1 - (idle2 - idle) / max(1, total2 - total)
-
-
-# the local Kafka broker is the only java process of the stack
-SERVICES = ("postgres", "mongod", "redis-server", "java")
-
-
 def service_cpu() -> dict[str, float]:
     """CPU seconds so far of the local services' processes, by service. For PostgreSQL only
     the backends serving the benchmark's database count (others' tests use the same server;
     measure with connections opened before). MongoDB, Redis and Kafka are shared whole."""
     database = os.environ["DATABASE_URL"].rsplit("/", 1)[-1].encode()
-    totals = dict.fromkeys(SERVICES, 0.0)
+    totals = dict.fromkeys(SERVICE_COMMANDS, 0.0)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

@@ -63,9 +63,10 @@ def processes() -> dict[str, list[str]]:
             "--bind",
             f"127.0.0.1:{web_port()}",
             "--workers",
-            "2",
+            os.environ.get("WEB_WORKERS") or "2",
+            # a publish mostly waits for the broker's acknowledgement: threads wait together
             "--threads",
-            "4",
+            os.environ.get("WEB_THREADS") or "16",
             # JSON logs, and the metrics of exited workers let go (multiprocess mode)
             "--config",
             "python:eventhub.gunicorn",
