@@ -43,6 +43,9 @@ def get_limiter() -> SlidingWindowCounterRateLimiter:
                 settings.REDIS_URL,
                 connection_pool=client.connection_pool,
                 key_prefix=f"{prefix}:throttle",
+                # one connection of that pool, kept (behind redis-py's lock): no pool checkout,
+                # with its check that the connection has nothing unread, per request
+                single_connection_client=True,
             )
             _limiter = (client, SlidingWindowCounterRateLimiter(storage))
         return _limiter[1]

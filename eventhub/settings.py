@@ -66,8 +66,10 @@ INSTALLED_APPS = [
     "axes",  # failed logins, lockout (accounts.lockout)
 ]
 
+# Requests are counted and timed by eventhub.middleware (http_requests_total and
+# http_request_duration_seconds by view); django-prometheus' own request middleware would count
+# each request a second time, in a dozen more series, on every API call.
 MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # outside the others, so the errors they answer (a disallowed Host) become problems too
     "core.problems.ApiProblemMiddleware",
     # the request id (X-Request-ID) of every log line and answer; http_requests_total
@@ -80,7 +82,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # last: it answers for a login that axes refused (accounts.lockout)
     "axes.middleware.AxesMiddleware",
 ]
