@@ -122,6 +122,7 @@ class Watch:
         self.last: dict[int, float] = {}
         self.group_of: dict[int, str] = {}
         self.peak: dict[str, float] = {}
+        self.peak_by_pid: dict[int, float] = {}
         self._sample_cpu(initial=True)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
@@ -142,8 +143,10 @@ class Watch:
         while not self._done.wait(interval):
             groups = self._sample_cpu()
             for name, pids in groups.items():
-                memory = sum(memory_mb(pid) for pid in pids)
-                self.peak[name] = max(self.peak.get(name, 0.0), memory)
+                each = {pid: memory_mb(pid) for pid in pids}
+                for pid, mb in each.items():
+                    self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0.0), mb)
+                self.peak[name] = max(self.peak.get(name, 0.0), sum(each.values()))
 
     def stop(self) -> tuple[dict[str, float], dict[str, float]]:
         """CPU seconds used and peak memory (MB), by group."""
@@ -154,6 +157,13 @@ class Watch:
         for pid, name in self.group_of.items():
             used[name] = used.get(name, 0.0) + self.last[pid] - self.first[pid]
         return used, self.peak
+
+    def largest(self, group: str) -> float:
+        """The peak memory (MB) of the group's largest process (a web worker, say)."""
+        return max(
+            (mb for pid, mb in self.peak_by_pid.items() if self.group_of.get(pid) == group),
+            default=0.0,
+        )
 
 
 def writer_credentials() -> tuple[str, str, Callable[[], None]]:

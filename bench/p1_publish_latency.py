@@ -176,6 +176,7 @@ def run_path(name: str, args, header: str, port: int, discover) -> dict:
     }
     result["peak_memory_mb"] = {group: round(mb, 1) for group, mb in peak.items()}
     result["stack_peak_memory_mb"] = round(sum(peak.values()), 1)
+    result["web_worker_peak_memory_mb"] = round(watch.largest("web"), 1)
     print(
         f"{name:8} {result['requests']} requests at {args.rate:.0f}/s scheduled, "
         f"{result['achieved_per_s']:.0f}/s achieved; ms p50 {result['p50_ms']} "
@@ -191,7 +192,10 @@ def run_path(name: str, args, header: str, port: int, discover) -> dict:
         print(f"         CPU ms per request by process: {where}")
         held = sorted(peak.items(), key=lambda item: -item[1])
         memory = ", ".join(f"{group} {mb:.0f}" for group, mb in held)
-        print(f"         peak memory (PSS) MB: {memory}; all {result['stack_peak_memory_mb']:.0f}")
+        print(
+            f"         peak memory (PSS) MB: {memory}; all {result['stack_peak_memory_mb']:.0f}; "
+            f"largest web process {result['web_worker_peak_memory_mb']:.0f}"
+        )
     return result
 
 

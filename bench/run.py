@@ -95,7 +95,7 @@ def p7(results: dict) -> dict:
         p1 = results.get("P1", {}).get(path)
         if p1:
             found[f"P1 {path}"] = {
-                "web_mb": p1["peak_memory_mb"].get("web"),
+                "web_worker_mb": p1["web_worker_peak_memory_mb"],
                 "stack_mb": p1["stack_peak_memory_mb"],
                 "by_process_mb": p1["peak_memory_mb"],
             }
@@ -163,6 +163,8 @@ def markdown(results: dict, mode: str) -> str:
     for label, r in results.get("P7", {}).items():
         held = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["by_process_mb"].items()))
         total = f"; all {r['stack_mb']:.0f} MB" if "stack_mb" in r else ""
+        if "web_worker_mb" in r:
+            total += f"; largest web process {r['web_worker_mb']:.0f} MB"
         lines.append(f"| P7 under {label} | {TARGETS['P7']} | PSS MB: {held}{total} |")
     lines += ["", "Commands:", ""]
     for name in ("P1", "P2", "P3", "P4", "P5"):

@@ -13,6 +13,7 @@ errors of an invalid event, and decides alone for schemas using any other keywor
 from __future__ import annotations
 
 import numbers
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -174,6 +175,14 @@ def _keyword(keyword: str, value: Any, schema: dict) -> Check | None:
         if keyword == "exclusiveMinimum":
             return lambda data: not (_is_number(data) and data <= value)
         return lambda data: not (_is_number(data) and data >= value)
+    if keyword == "pattern":
+        if not isinstance(value, str):
+            return None
+        try:
+            search = re.compile(value).search  # as jsonschema: re.search, anywhere in the string
+        except re.error:
+            return None  # jsonschema says what is wrong with it
+        return lambda data: not isinstance(data, str) or search(data) is not None
     if keyword in ("minLength", "maxLength", "minItems", "maxItems"):
         if not _is_count(value):
             return None

@@ -21,6 +21,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from django.conf import settings
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -158,7 +159,12 @@ def events_rejected(reason: RejectReason, count: int = 1) -> None:
 
 
 def encode(envelope: dict[str, Any]) -> bytes:
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+    """The message's value: compact UTF-8 JSON, through orjson (several times faster; it
+    writes the same values), or json where orjson refuses what json writes."""
+    try:
+        return orjson.dumps(envelope)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _spool(topic: str, value: bytes, key: bytes | None, headers, reason: str) -> None:

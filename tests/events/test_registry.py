@@ -44,7 +44,13 @@ NAMES = ["a", "b", "c"]
 TYPES = ["array", "boolean", "integer", "null", "number", "object", "string"]
 numbers_ = st.one_of(st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True))
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), numbers_, st.text(max_size=4)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        numbers_,
+        st.text(max_size=4),
+        st.text(alphabet="aAbBXYZ1é", max_size=4),  # strings the patterns match, or nearly
+    ),
     lambda children: st.one_of(
         st.lists(children, max_size=4), st.dictionaries(st.sampled_from(NAMES), children)
     ),
@@ -62,6 +68,7 @@ leaf_keywords = {
     "maxItems": st.integers(0, 4),
     "required": st.lists(st.sampled_from(NAMES), max_size=3),
     "enum": st.lists(st.text(max_size=2), max_size=3),
+    "pattern": st.sampled_from(["^a", "b$", "^[A-Z]{3}$", "a|b", r"\d", "", "^$", "é"]),
     "title": st.text(max_size=3),
 }
 schemas = st.recursive(
@@ -93,7 +100,8 @@ def test_compiled_checks_answer_as_jsonschema_does(schema, data):
     "schema",
     [
         {"type": "string", "format": "email"},  # formats are asserted
-        {"pattern": "^a"},
+        {"pattern": "["},  # not a regular expression
+        {"pattern": 3},
         {"properties": {"a": {"$ref": "#/$defs/x"}}, "$defs": {"x": {"type": "string"}}},
         {"properties": {"a": {"$schema": "http://json-schema.org/draft-04/schema#"}}},
         {"enum": [1, True]},  # jsonschema's own equality
