@@ -133,6 +133,23 @@ def test_a_disabled_type_is_refused(client, writer_key, event_type):
     assert "disabled" in response.json()["errors"][0]["detail"]
 
 
+def test_a_type_disabled_by_another_process_is_refused_within_the_bound(
+    client, writer_key, event_type, settings
+):
+    import time
+
+    from events.models import EventType
+    from events.registry import registry
+
+    settings.EVENT_TYPE_CACHE_SECONDS = 1.0
+    registry.invalidate()
+    assert post(client, flat(), key=writer_key).status_code == 202
+    EventType.objects.filter(pk=event_type.pk).update(enabled=False)  # no word reaches us
+    assert post(client, flat(), key=writer_key).status_code == 202, "remembered within the bound"
+    time.sleep(1.1)
+    assert post(client, flat(), key=writer_key).status_code == 422
+
+
 def test_malformed_json_is_a_400_problem(client, writer_key):
     response = post(client, b"{not json", key=writer_key)
     assert response.status_code == 400
