@@ -40,10 +40,6 @@ logger = logging.getLogger(__name__)
 SPOOL_KEY = "eventhub:publish-spool"
 # the value of an idempotency claim while its event is being published
 CLAIM_PENDING = b"pending"
-# A claim lives this long past the broker's message timeout until its event is acknowledged
-# (then for the whole idempotency window): a process that dies in between leaves a claim that
-# expires, so the producer's retry is published instead of being taken for a duplicate.
-CLAIM_PENDING_MARGIN_SECONDS = 5
 
 
 class EventInvalid(ProblemError):
@@ -247,9 +243,8 @@ def _publish(
     redis = get_redis()
     window = settings.IDEMPOTENCY_WINDOW_SECONDS
     pipe = redis.pipeline(transaction=False)
-    pending = settings.KAFKA_MESSAGE_TIMEOUT_MS // 1000 + 1 + CLAIM_PENDING_MARGIN_SECONDS
     for index in candidates:
-        pipe.set(_idempotency_key(envelopes[index]), CLAIM_PENDING, nx=True, ex=pending)
+        pipe.set(_idempotency_key(envelopes[index]), CLAIM_PENDING, nx=True, ex=window)
     claimed = [index for index, won in zip(candidates, pipe.execute(), strict=True) if won]
     for index in set(candidates) - set(claimed):
         outcomes[index].status = PublishStatus.DUPLICATE

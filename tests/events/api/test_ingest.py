@@ -321,38 +321,3 @@ def test_publishing_is_throttled_per_key_with_retry_after(client, writer_key, se
     assert third.status_code == 429
     assert int(third["Retry-After"]) >= 1
     assert third["Content-Type"] == "application/problem+json"
-
-
-def test_a_claim_left_by_a_process_that_died_while_publishing_expires(
-    client, writer_key, settings, monkeypatch
-):
-    """The web process dies after claiming the event's id and before the broker took it: the
-    claim expires after the message timeout and a margin, and the producer's retry is then
-    published, not answered as a duplicate of an event that never was."""
-    import time
-
-    from events.services import CLAIM_PENDING_MARGIN_SECONDS
-
-    settings.KAFKA_MESSAGE_TIMEOUT_MS = 1000
-    body = flat(id=f"died-{uuid.uuid4()}", source="/crash")
-
-    class Died(BaseException):  # as abrupt as a kill: nothing below catches it
-        pass
-
-    def die(*args, **kwargs):
-        raise Died
-
-    monkeypatch.setattr(kafka.Publisher, "publish", die)
-    with pytest.raises(Died):
-        post(client, body, key=writer_key)
-    monkeypatch.undo()
-    (claim,) = get_redis().keys(f"eventhub:seen:*:{body['id']}")
-    bound = 1 + 1 + CLAIM_PENDING_MARGIN_SECONDS
-    assert 0 < get_redis().ttl(claim) <= bound
-    # while the first try may still be in flight, a retry is taken for a duplicate
-    assert post(client, body, key=writer_key)["Idempotent-Replayed"] == "true"
-    time.sleep(get_redis().pttl(claim) / 1000 + 0.1)
-    retried = post(client, body, key=writer_key)
-    assert retried.status_code == 202 and "Idempotent-Replayed" not in retried
-    assert body["id"] in find_in_topic(settings.KAFKA_TOPIC_EVENTS, {body["id"]})
-    assert get_redis().ttl(claim) > bound  # acknowledged: kept for the idempotency window
