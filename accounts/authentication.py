@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -65,6 +66,7 @@ class CredentialCache:
 
 api_keys = CredentialCache()  # by the key's hash: the ApiKey
 token_users = CredentialCache()  # by (user id, revoke claim): the user a token names
+tokens = CredentialCache()  # by the raw bearer token: its validated claims (never past exp)
 
 
 @dataclass
@@ -150,6 +152,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 class CachedJWTAuthentication(JWTAuthentication):
     """simplejwt's bearer tokens, with the user a token names (and its role) remembered for
     ``AUTH_CACHE_SECONDS`` (``CredentialCache``); each request gets its own copy."""
+
+    def get_validated_token(self, raw_token):
+        """The token's signature and claims checked once per ``AUTH_CACHE_SECONDS``; an
+        expired one is checked afresh, so it is refused as simplejwt refuses it."""
+        validate = super().get_validated_token
+        token = tokens.get_or_load(raw_token, lambda: validate(raw_token))
+        if token.get("exp", 0) <= time.time():
+            tokens.forget(raw_token)
+            return validate(raw_token)
+        return token
 
     def get_user(self, validated_token):
         key = (

@@ -21,10 +21,11 @@ from core import kafka, mongo
 def _fresh_credentials():
     """Each test resolves its keys and tokens afresh (the process remembers them for
     AUTH_CACHE_SECONDS, across the rolled-back rows of earlier tests otherwise)."""
-    from accounts.authentication import api_keys, token_users
+    from accounts.authentication import api_keys, token_users, tokens
 
     api_keys.forget()
     token_users.forget()
+    tokens.forget()
     yield
 
 

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.authentication import api_keys, token_users
+from accounts.authentication import api_keys, token_users, tokens
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
 
@@ -119,3 +119,20 @@ def test_the_rate_limit_keeps_constant_state_per_caller(client, clean_redis):
     assert 1 <= len(kept) <= 2  # this window's counter and the previous one's
     assert all(clean_redis.type(name) == b"string" for name in kept)
     assert all(clean_redis.strlen(name) <= 4 for name in kept)  # a count, not a history
+
+
+def test_a_remembered_token_is_refused_once_it_expires(client, django_user_model, settings):
+    from datetime import timedelta
+
+    settings.AUTH_CACHE_SECONDS = 60.0
+    tokens.forget()
+    user = django_user_model.objects.create_user("ben", password="pw-ben-123")
+    user.groups.add(Group.objects.get(name="reader"))
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=1))
+    bearer = f"Bearer {token}"
+    assert read(client, HTTP_AUTHORIZATION=bearer) == 200
+    time.sleep(1.2)
+    refused = client.get("/api/v1/event-types", HTTP_AUTHORIZATION=bearer)
+    assert refused.status_code == 401
+    assert "expired" in refused.json()["detail"].lower()
