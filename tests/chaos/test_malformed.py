@@ -127,6 +127,7 @@ def run(make_scene, stack_factory, *, bad: int, good_every: int) -> None:
     )
     assert result.accepted == len(valid)
     assert result.lost == 0
+    assert result.new_twice == 0
     assert result.duplicated == 0
     assert len(reasons) == len(found) == bad  # each once
     assert not wrong, list(wrong.items())[:5]
