@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 SPOOL_KEY = "eventhub:publish-spool"
 # the value of an idempotency claim while its event is being published
 CLAIM_PENDING = b"pending"
+# ... and once the broker acknowledged it: a repeat is a duplicate
+CLAIM_DONE = b"done"
 
 
 class EventInvalid(ProblemError):
@@ -51,6 +53,23 @@ class EventInvalid(ProblemError):
 
 class BrokerUnavailable(DependencyUnavailable):
     default_detail = "The event broker is unavailable; nothing was published. Try again shortly."
+
+
+class PublishInProgress(DependencyUnavailable):
+    default_code = "publish-in-progress"
+    default_detail = (
+        "An earlier request with this event has not been answered yet; nothing was published. "
+        "Send it again shortly."
+    )
+
+
+IN_PROGRESS_DETAIL = PublishInProgress.default_detail
+
+
+def claim_seconds() -> int:
+    """How long an idempotency claim stays pending: past the longest a publish can wait for
+    the broker, so only a try whose process died leaves one behind, and not for long."""
+    return int(settings.KAFKA_MESSAGE_TIMEOUT_MS / 1000) + 10
 
 
 class Door(StrEnum):
@@ -69,6 +88,7 @@ class RejectReason(StrEnum):
     DISABLED_TYPE = "disabled_type"
     INVALID = "invalid"  # its data fails the type's schema, or cannot be stored
     BROKER = "broker"  # the broker did not take it (the producer may send it again)
+    IN_PROGRESS = "in_progress"  # an earlier try of the same event is unanswered (send again)
 
 
 EVENTS_INGESTED = Counter(
@@ -185,8 +205,10 @@ def events_publish(
     """Validate, de-duplicate and publish ``envelopes``; one outcome per envelope, in order.
     ``request_id`` (by default the current request's) goes into the messages' headers.
 
-    Raises ``BrokerUnavailable`` when the broker took none of the valid new events, and
-    ``DependencyUnavailable`` when Redis cannot be reached.
+    Raises ``BrokerUnavailable`` when the broker took none of the valid new events,
+    ``PublishInProgress`` when every valid event is an earlier, unanswered try's (its process
+    may have died: the claim lapses after ``claim_seconds()``, then the event is published
+    afresh) and ``DependencyUnavailable`` when Redis cannot be reached.
     """
     outcomes: list[PublishOutcome] = []
     try:
@@ -244,10 +266,34 @@ def _publish(
     window = settings.IDEMPOTENCY_WINDOW_SECONDS
     pipe = redis.pipeline(transaction=False)
     for index in candidates:
-        pipe.set(_idempotency_key(envelopes[index]), CLAIM_PENDING, nx=True, ex=window)
+        pipe.set(_idempotency_key(envelopes[index]), CLAIM_PENDING, nx=True, ex=claim_seconds())
     claimed = [index for index, won in zip(candidates, pipe.execute(), strict=True) if won]
-    for index in set(candidates) - set(claimed):
-        outcomes[index].status = PublishStatus.DUPLICATE
+    # a repeat within this very batch is the duplicate of the item this call publishes
+    ours = {_idempotency_key(envelopes[index]) for index in claimed}
+    repeats = []
+    for index in sorted(set(candidates) - set(claimed)):
+        if _idempotency_key(envelopes[index]) in ours:
+            outcomes[index].status = PublishStatus.DUPLICATE
+        else:
+            repeats.append(index)
+    if repeats:
+        # a claim still pending is a try that has not been answered: still being published,
+        # or its process died before the broker answered. Either way the event may not be on
+        # the topic, so it is not a duplicate yet: the producer sends it again, and once the
+        # claim lapses (a dead try's) the event is published afresh.
+        pipe = redis.pipeline(transaction=False)
+        for index in repeats:
+            pipe.get(_idempotency_key(envelopes[index]))
+        for index, value in zip(repeats, pipe.execute(), strict=True):
+            if value == CLAIM_DONE:
+                outcomes[index].status = PublishStatus.DUPLICATE
+            else:
+                outcomes[index].status = PublishStatus.FAILED
+                outcomes[index].reason = RejectReason.IN_PROGRESS
+                outcomes[index].errors = [{"pointer": "/", "detail": IN_PROGRESS_DETAIL}]
+    in_progress = [i for i in repeats if outcomes[i].status == PublishStatus.FAILED]
+    if in_progress and len(in_progress) == len(candidates):
+        raise PublishInProgress()
 
     publisher = kafka.get_publisher()
     topic = settings.KAFKA_TOPIC_EVENTS
@@ -298,7 +344,7 @@ def _publish(
     if done:
         pipe = redis.pipeline(transaction=False)
         for index in done:
-            pipe.set(_idempotency_key(envelopes[index]), b"done", ex=window)
+            pipe.set(_idempotency_key(envelopes[index]), CLAIM_DONE, ex=window)
         pipe.execute()
 
 

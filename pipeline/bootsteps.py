@@ -12,6 +12,8 @@ from celery import bootsteps
 
 logger = logging.getLogger(__name__)
 
+RESTART_PAUSE_SECONDS = 5.0
+
 
 class PipelineStep(bootsteps.StartStopStep):
     requires = {"celery.worker.components:Pool"}
@@ -32,11 +34,16 @@ class PipelineStep(bootsteps.StartStopStep):
         logger.info("pipeline consumer started in the worker")
 
     def _run(self) -> None:
-        try:
-            self.consumer.run()
-        except Exception:
-            logger.exception("the pipeline consumer stopped on an error")
-            raise
+        # The loop waits out failing dependencies itself; should it still end on an error,
+        # it is started again here, so the worker never lives on without its pipeline.
+        while True:
+            try:
+                self.consumer.run()
+                return
+            except Exception:
+                logger.exception("the pipeline consumer stopped on an error; starting it again")
+            if self.consumer.stopping.wait(RESTART_PAUSE_SECONDS):
+                return
 
     def stop(self, worker) -> None:
         if self.consumer is not None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -67,6 +67,11 @@ class PipelineConsumer:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once ``stop()`` was called."""
+        return self._stopping
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned_at = time.monotonic()
         logger.info("partitions assigned: %s", [(p.topic, p.partition) for p in partitions])
@@ -79,7 +84,7 @@ class PipelineConsumer:
     def run(self, *, max_events: int | None = None, idle_exit_seconds: float | None = None) -> int:
         """Consume until stopped (or, for tests and benchmarks, until ``max_events`` were
         processed or nothing arrived for ``idle_exit_seconds``); returns events processed."""
-        self.consumer = Consumer(consumer_config())
+        self.consumer = self._new_consumer()
         self.consumer.subscribe(
             [settings.KAFKA_TOPIC_EVENTS], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -129,7 +134,7 @@ class PipelineConsumer:
                     self._stopping.wait(pause)
                     continue
                 failures = 0
-                self.consumer.commit(offsets=next_offsets(usable), asynchronous=False)
+                self._commit(usable)
                 self.stats.batch(
                     events=result.events,
                     quarantined=result.quarantined,
@@ -144,6 +149,9 @@ class PipelineConsumer:
             self.consumer.close()
             mirror_pool.shutdown()
         return processed
+
+    def _new_consumer(self) -> Consumer:
+        return Consumer(consumer_config())
 
     def _next_batch(self) -> list[Message]:
         """Wait up to the batch timeout for a message, then take what else has arrived (up to
@@ -197,6 +205,16 @@ class PipelineConsumer:
                     raise
                 failure = exc
         return None, failure
+
+    def _commit(self, messages: list[Message]) -> None:
+        """Commit the offsets after ``messages``. A commit the broker refuses (unreachable,
+        or the partitions moved to another member in a rebalance) does not stop the loop: the
+        batch's effects are idempotent, so whoever holds the partitions next reads it again
+        and adds nothing, and a later commit of ours covers it when they are still ours."""
+        try:
+            self.consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+        except KafkaException as exc:
+            logger.warning("could not commit the batch's offsets (%s); consuming on", exc)
 
     def _rewind(self, messages: list[Message]) -> None:
         first: dict[tuple[str, int], int] = {}

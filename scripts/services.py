@@ -478,6 +478,16 @@ KAFKA_LOG_CONFIG = ROOT / "scripts" / "kafka" / "log4j2.yaml"
 LIBS = ROOT / ".services" / "lib"
 
 
+def kafka_cluster_id() -> str:
+    """A new cluster id: 16 random bytes in URL-safe base64, as Kafka's own ``random-uuid``
+    makes them, and like those never starting with "-" (a tool's argument parser would take
+    it for an option: one start in 64 failed so)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not found.startswith("-"):
+            return found
+
+
 class Kafka(Service):
     """Apache Kafka in KRaft mode: one node acting as broker and controller."""
 
@@ -598,14 +608,12 @@ class Kafka(Service):
         """Format the log folder once: a new cluster id, this node as the only voter."""
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             self.java_command(
                 "kafka.tools.StorageTool",
                 "format",
                 "--standalone",
-                "--cluster-id",
-                cluster_id,
+                f"--cluster-id={kafka_cluster_id()}",
                 "--config",
                 str(self.config),
             ),

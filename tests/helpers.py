@@ -4,6 +4,8 @@ a real webhook receiver, the test database's URL for subprocesses."""
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -111,6 +113,13 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: bytes = b"ok"
+    reset: bool = False  # read the request, then reset the connection (no answer at all)
+
+
+class _ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # a backlog as deep as real servers keep (the default, 5, drops connections under load)
+    request_queue_size = 512
 
 
 class Receiver:
@@ -131,6 +140,14 @@ class Receiver:
                     )
                     script = receiver.script[self.path]
                     reply = script.popleft() if script else Reply()
+                if reply.reset:
+                    # SO_LINGER 0: closing sends a TCP reset instead of an orderly close
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
@@ -146,8 +163,7 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _ReceiverServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

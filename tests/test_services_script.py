@@ -125,3 +125,17 @@ def test_stop_leaves_alone_what_it_did_not_start(tmp_path):
     assert result.returncode == 0
     assert result.stdout.count("not started here; left alone") == 2
     assert services("status", "postgres", "redis").returncode == 0
+
+
+def test_a_kafka_cluster_id_never_looks_like_an_option(monkeypatch):
+    """The id is passed to Kafka's storage tool on its command line: one starting with "-"
+    made the format fail (one first start in 64)."""
+    import base64
+    import importlib
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    module = importlib.import_module("services")
+    ids = [module.kafka_cluster_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+    assert len(set(ids)) == len(ids)

@@ -47,6 +47,9 @@ class OutboundRequest:
     timeout: float
     traceparent: str = ""  # the parent of the attempt's span (tracing on)
     attempt: int = 0
+    # time.monotonic() after which the request is not started at all (its claim would lapse
+    # before the outcome is written): None, no such limit
+    send_by: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Outcome:
     error: str = ""
     retry_after: float | None = None
     remote_address: str | None = None  # the address connected to, when a response came
+    unsent: bool = False  # not started: its ``send_by`` passed while it waited for a connection
 
     @property
     def succeeded(self) -> bool:
@@ -175,6 +179,8 @@ class Sender:
 
     async def _send(self, request: OutboundRequest) -> Outcome:
         async with self._gate(request.url), self._in_flight:
+            if request.send_by is not None and time.monotonic() > request.send_by:
+                return Outcome(status=None, body="", duration_ms=0, unsent=True)
             if not tracing.enabled():
                 return await self._post(request)
             return await self._traced_post(request)

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from django.conf import settings
 
 from core import kafka, mongo
@@ -88,6 +88,39 @@ def test_every_event_lands_in_mongodb_once_with_its_ttl(topic, types, mongo_db):
     assert payment["expires_at"] - payment["received_at"] == timedelta(days=7)
     assert stored[ids[-1]]["expires_at"] - stored[ids[-1]]["received_at"] == timedelta(days=30)
     assert payment["user_id"] == "u0" and payment["payload"] == {"amount": 0}
+
+
+class RefusedOnce:
+    """A real consumer whose first commit the broker refuses (as it does while unreachable,
+    or once a rebalance gave the partitions to another member)."""
+
+    def __init__(self, consumer) -> None:
+        self._consumer = consumer
+        self.refused = 0
+
+    def commit(self, *args, **kwargs):
+        if not self.refused:
+            self.refused += 1
+            raise KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+        return self._consumer.commit(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._consumer, name)
+
+
+def test_a_refused_commit_does_not_stop_the_consumer(topic, types, mongo_db):
+    class Pipeline(PipelineConsumer):
+        def _new_consumer(self):
+            self.wrapped = RefusedOnce(super()._new_consumer())
+            return self.wrapped
+
+    ids = publish(*[{"type": "order.created", "subject": "one-key", "data": {}} for _ in range(6)])
+    pipeline = Pipeline(batch_size=3, batch_timeout_ms=100)
+    assert pipeline.run(max_events=6, idle_exit_seconds=15) == 6
+    assert pipeline.wrapped.refused == 1
+    assert mongo_db[mongo.EVENTS].count_documents({"event_id": {"$in": ids}}) == 6
+    # the second batch's commit covered the first's: nothing is left to read
+    assert PipelineConsumer(batch_timeout_ms=100).run(idle_exit_seconds=8) == 0
 
 
 def test_routing_by_exact_type_wildcard_and_filter(topic, types, mongo_db):

@@ -439,3 +439,56 @@ def test_a_worker_that_died_mid_send_is_taken_over_by_the_sweeper(
 
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and len(receiver.received) == 1
+
+
+def test_claims_are_given_back_when_mongodb_is_down(receiver, store_event, settings):
+    """A batch that cannot load its events sends nothing; its claims are pending again at
+    once, due in seconds (not when their lease lapses), and count as no attempt."""
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    from core import mongo
+
+    subscription, _ = subscribed(receiver.url())
+    delivery = pending(subscription, store_event())
+    good = settings.MONGO_URL
+    settings.MONGO_URL = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200"
+    mongo.close_client()
+    try:
+        with pytest.raises(ServerSelectionTimeoutError):
+            deliveries_send(ids=[delivery.pk])
+    finally:
+        settings.MONGO_URL = good
+        mongo.close_client()
+
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.attempts == 0
+    assert delivery.next_attempt_at <= timezone.now() + timedelta(seconds=3)
+    assert not receiver.received
+    assert deliveries_send(ids=[delivery.pk]) == 1  # MongoDB back: it goes out
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.attempts == 1
+
+
+def test_a_request_that_waited_past_half_its_lease_is_given_back_unsent(
+    receiver, store_event, settings
+):
+    """One connection to the endpoint and a slow first answer: the second request waits for
+    the connection longer than half its claim's lease. It is not started (its claim could
+    lapse and the sweeper send it again while it is in flight): pending again, no attempt."""
+    settings.WEBHOOK_MAX_PER_ENDPOINT = 1
+    settings.WEBHOOK_LEASE_SECONDS = 5  # started within 2.5 s, or not at all
+    subscription, _ = subscribed(receiver.url(), timeout_seconds=10)
+    first, second = (pending(subscription, store_event()) for _ in range(2))
+    receiver.reply("/hook", Reply(delay=4))
+
+    assert deliveries_send(ids=[first.pk, second.pk]) == 2
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "succeeded" and first.attempts == 1
+    assert second.status == "pending" and second.attempts == 0
+    assert not DeliveryAttempt.objects.filter(delivery=second).exists()
+    assert [r.headers["webhook-id"] for r in receiver.received] == [first.message_id]
+    assert deliveries_send(ids=[second.pk]) == 1  # given back: the next task sends it
+    second.refresh_from_db()
+    assert second.status == "succeeded" and second.attempts == 1

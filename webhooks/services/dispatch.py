@@ -3,6 +3,7 @@ task."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -35,6 +36,16 @@ from webhooks.services.queueing import (
 )
 
 Status = Delivery.Status
+Prepared = tuple[
+    list[tuple[Claimed, OutboundRequest]],
+    dict[int, Subscription],
+    dict[EventKey, dict[str, Any]],
+    list[Claimed],
+]
+logger = logging.getLogger(__name__)
+
+# seconds before the sweeper queues again a batch given back because a dependency failed
+RELEASE_SECONDS = 2.0
 
 
 def _hold_inactive(ids: list[int], now: datetime) -> None:
@@ -125,21 +136,25 @@ def _load_events(keys: set[EventKey]) -> dict[EventKey, dict[str, Any]]:
     return found
 
 
-def deliveries_send(*, ids: list[int], background: bool = False) -> int:
-    """Claim, sign, send and record a batch of deliveries; returns how many were sent.
-
-    The requests go out concurrently through the process's sender. With ``background`` (the
-    Celery task) the outcomes are recorded by a recorder thread when they arrive and this
-    returns at once. A worker that dies midway leaves its claims to lapse; the sweeper then
-    queues them again.
-    """
+def _release(claimed: list[Claimed]) -> None:
+    """Give back claims whose batch failed before any request went out (MongoDB, Redis or
+    PostgreSQL did not answer): due again in ``RELEASE_SECONDS``, not when the lease lapses,
+    so deliveries flow again within seconds of the dependency's return. Claims already sent
+    or released are no longer in flight and stay as they are."""
     now = timezone.now()
-    with transaction.atomic():
-        _hold_inactive(ids, now)
-        # the claim lapses a lease after the request's timeout: only a dead worker misses it
-        claimed = _claim(ids, now, now + lease())
-    if not claimed:
-        return 0
+    due = now + timedelta(seconds=RELEASE_SECONDS)
+    try:
+        update_rows(
+            [RowUpdate(c.id, Status.PENDING, due, attempts_delta=-1) for c in claimed], now=now
+        )
+    except Exception:  # noqa: BLE001 - PostgreSQL itself is down: the lease lapses instead
+        logger.warning("could not give back %d claimed deliveries", len(claimed), exc_info=True)
+
+
+def _prepare(claimed: list[Claimed], now: datetime, send_by: float) -> Prepared | None:
+    """The signed requests of the claims that got a rate-limit token (None: not one did),
+    with what recording their outcomes needs, and the claims whose event is gone. A request
+    not started by ``send_by`` (``time.monotonic()``) is not started at all."""
     subscriptions = {
         s.pk: s
         for s in Subscription.objects.filter(
@@ -148,7 +163,7 @@ def deliveries_send(*, ids: list[int], background: bool = False) -> int:
     }
     claimed = _apply_rate_limits(claimed, subscriptions, now)
     if not claimed:
-        return 0
+        return None
     events = _load_events({c.event_key for c in claimed})
 
     timestamp = int(time.time())
@@ -177,22 +192,55 @@ def deliveries_send(*, ids: list[int], background: bool = False) -> int:
                     subscription.timeout_seconds,
                     traceparent=item.traceparent,
                     attempt=item.attempt,
+                    send_by=send_by,
                 ),
             )
         )
+    return sendable, subscriptions, events, missing
+
+
+def deliveries_send(*, ids: list[int], background: bool = False) -> int:
+    """Claim, sign, send and record a batch of deliveries; returns how many were sent.
+
+    The requests go out concurrently through the process's sender. With ``background`` (the
+    Celery task) the outcomes are recorded by a recorder thread when they arrive and this
+    returns at once. A worker that dies midway leaves its claims to lapse; the sweeper then
+    queues them again.
+    """
+    now = timezone.now()
+    # A claim lapses a lease after the request's timeout, and the sweeper then queues it
+    # again. Requests wait for a connection to their endpoint, so a request is only started
+    # within half the lease: it ends (answered or timed out) with half a lease to spare for
+    # writing its outcome, and is never sent again while it is still in flight. Those that
+    # waited longer are given back unsent.
+    send_by = time.monotonic() + lease().total_seconds() / 2
+    with transaction.atomic():
+        _hold_inactive(ids, now)
+        claimed = _claim(ids, now, now + lease())
+    if not claimed:
+        return 0
+    try:
+        prepared = _prepare(claimed, now, send_by)
+    except Exception:
+        _release(claimed)
+        raise
+    if prepared is None:
+        return 0
+    sendable, subscriptions, events, missing = prepared
     requests = [request for _, request in sendable]
     if not background:
         record_outcomes(sendable, get_sender().send_many(requests), subscriptions, events, missing)
         return len(sendable)
     # The worker thread does not wait for the answers: a slow endpoint then holds connections
     # and timers, not threads, and other batches keep flowing. A bounded number of batches is
-    # outstanding per process, so claims never wait long enough in memory for their lease to
-    # lapse; a process that dies with batches outstanding leaves them to the sweeper.
+    # outstanding per process; what waits in memory past ``send_by`` is given back unsent,
+    # and a process that dies with batches outstanding leaves them to the sweeper.
     outstanding_batches().acquire()
     try:
         future = get_sender().submit(requests)
     except Exception:
         outstanding_batches().release()
+        _release(claimed)
         raise
     future.add_done_callback(
         lambda done: recorder().submit(

@@ -6,13 +6,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
@@ -50,6 +57,8 @@ DELIVERY_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 NO_ERROR = "none"
+# how long a recorder keeps trying to write outcomes while PostgreSQL does not answer
+RECORD_RETRY_SECONDS = 30.0
 
 
 class RowUpdate(NamedTuple):
@@ -122,10 +131,26 @@ def record_when_done(
     events: dict[EventKey, dict[str, Any]],
     missing: list[Claimed],
 ) -> None:
-    """Write the outcomes of a batch sent in the background (in a recorder thread)."""
+    """Write the outcomes of a batch sent in the background (in a recorder thread). While
+    PostgreSQL does not answer (a restart, a failover) the write is tried again for up to
+    ``RECORD_RETRY_SECONDS``: the requests were made, and a claim left to lapse would send
+    them all a second time."""
     close_old_connections()
     try:
-        record_outcomes(sendable, done.result(), subscriptions, events, missing)
+        outcomes = done.result()
+        deadline = time.monotonic() + RECORD_RETRY_SECONDS
+        pause = 0.5
+        while True:
+            try:
+                record_outcomes(sendable, outcomes, subscriptions, events, missing)
+                break
+            except (OperationalError, InterfaceError):
+                if time.monotonic() > deadline:
+                    raise
+                logger.warning("PostgreSQL did not take the outcomes; trying again", exc_info=True)
+                connection.close()  # a broken connection is not used again
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
     except Exception:
         # the claims stay in flight; the sweeper takes them back when their lease lapses
         logger.exception("could not record the outcomes of %d deliveries", len(sendable))
@@ -168,15 +193,21 @@ def record_outcomes(
     finished_ordered: list[Claimed] = []
     health: dict[int, list[Outcome]] = defaultdict(list)
     gone: set[int] = set()
+    # counted once written: a write tried again (PostgreSQL restarting) counts nothing twice
+    observed: list[Outcome] = []
+    made: list[str] = []
     for (item, request), outcome in zip(sendable, outcomes, strict=True):
+        if outcome.unsent:
+            # no request was made: pending again, due now, and no attempt counted
+            rows.append(RowUpdate(item.id, Status.PENDING, now, attempts_delta=-1))
+            continue
         subscription = subscriptions[item.subscription_id]
         attempts.append(attempt_row(item.id, item.attempt, subscription, request.headers, outcome))
-        DELIVERY_DURATION.observe(outcome.duration_ms / 1000)
-        DELIVERY_ATTEMPTS.labels(backoff.error_class_of(outcome) or NO_ERROR).inc()
+        observed.append(outcome)
         health[item.subscription_id].append(outcome)
         if outcome.succeeded:
             rows.append(RowUpdate(item.id, Status.SUCCEEDED, None, outcome.status, "", now))
-            DELIVERIES.labels(Status.SUCCEEDED.value).inc()
+            made.append(Status.SUCCEEDED.value)
             if subscription.ordered:
                 finished_ordered.append(item)
             continue
@@ -191,17 +222,17 @@ def record_outcomes(
         if delay is not None:
             due = now + timedelta(seconds=delay)
             rows.append(RowUpdate(item.id, Status.RETRYING, due, outcome.status, error))
-            DELIVERIES.labels(Status.RETRYING.value).inc()
+            made.append(Status.RETRYING.value)
         else:
             rows.append(RowUpdate(item.id, Status.DEAD, None, outcome.status, error))
             dead.append((item, error, outcome.status))
-            DELIVERIES.labels(Status.DEAD.value).inc()
+            made.append(Status.DEAD.value)
             if subscription.ordered:
                 finished_ordered.append(item)
     for item in missing:
         error = "the event is no longer stored (its retention ended)"
         rows.append(RowUpdate(item.id, Status.DEAD, error=error))
-        DELIVERIES.labels(Status.DEAD.value).inc()
+        made.append(Status.DEAD.value)
         dead.append((item, error, None))
 
     with transaction.atomic():
@@ -215,6 +246,11 @@ def record_outcomes(
                 reason="The endpoint answered 410 Gone.",
             )
         _enqueue_successors(finished_ordered)
+    for outcome in observed:
+        DELIVERY_DURATION.observe(outcome.duration_ms / 1000)
+        DELIVERY_ATTEMPTS.labels(backoff.error_class_of(outcome) or NO_ERROR).inc()
+    for label in made:
+        DELIVERIES.labels(label).inc()
     if dead:
         publish_dead(dead, subscriptions, events)
 

@@ -10,7 +10,13 @@ from django.conf import settings
 
 from core import kafka
 from core.redis import get_redis
-from events.services import SPOOL_KEY, events_republish_spooled
+from events.services import (
+    CLAIM_PENDING,
+    SPOOL_KEY,
+    _idempotency_key,
+    claim_seconds,
+    events_republish_spooled,
+)
 from tests.helpers import find_in_topic
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("event_type", "clean_redis")]
@@ -261,6 +267,32 @@ def test_broker_down_gives_503_with_retry_after_and_releases_the_claim(
     assert not get_redis().exists(f"eventhub:seen:*:{body['id']}")
     batch = post(client, [flat()], key=writer_key, url=f"{URL}/batch")
     assert batch.status_code == 503
+
+
+def test_a_try_that_died_before_its_answer_does_not_make_the_event_a_duplicate(client, writer_key):
+    """A web process killed between claiming an event and the broker's answer leaves its
+    claim pending: the producer's retry must not be told "duplicate" (the event may never have
+    reached the topic); it is told to come back, and once the claim lapses it is published."""
+    body = flat(id=f"crash-{uuid.uuid4()}", source="/crash")
+    key = _idempotency_key({"source": "/crash", "id": body["id"]})
+    get_redis().set(key, CLAIM_PENDING, ex=claim_seconds())  # what the dead try left
+
+    retry = post(client, body, key=writer_key)
+    assert retry.status_code == 503, retry.content
+    assert retry.json()["type"].endswith("/publish-in-progress")
+    assert int(retry["Retry-After"]) > 0
+    in_batch = post(client, [body, flat()], key=writer_key, url=f"{URL}/batch").json()
+    assert [r["status"] for r in in_batch["results"]] == ["failed", "accepted"]
+    assert not find_in_topic(settings.KAFKA_TOPIC_EVENTS, {body["id"]}, timeout=3)
+    # a pending claim lapses soon, unlike the day a done one is kept
+    assert 0 < get_redis().ttl(key) <= claim_seconds()
+
+    get_redis().delete(key)  # ...as it does once claim_seconds() have passed
+    again = post(client, body, key=writer_key)
+    assert again.status_code == 202 and "Idempotent-Replayed" not in again
+    assert len(find_in_topic(settings.KAFKA_TOPIC_EVENTS, {body["id"]})[body["id"]]) == 1
+    repeat = post(client, body, key=writer_key)
+    assert repeat.status_code == 202 and repeat["Idempotent-Replayed"] == "true"
 
 
 def test_an_async_event_the_broker_refuses_is_spooled_then_published(
