@@ -88,6 +88,19 @@ def run(name: str, script: str, arguments: list[str]) -> dict:
     return found
 
 
+def settle(limit: float = 300.0) -> None:
+    """Wait until the machine is quiet again: the stack digests what P1 and P2 published
+    (the pipeline, the demo deliveries) for a while after they end, and would take the cores
+    from the next benchmark."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        busy = figures.machine_busy(3.0)
+        if busy < 0.25:
+            return
+        print(f"(waiting for the machine to settle: {busy:.0%} busy)", flush=True)
+    print(f"(the machine did not settle within {limit:.0f} s; going on)")
+
+
 def p7(results: dict) -> dict:
     """Peak memory under the P1 and P4 loads, from their figures."""
     found: dict = {}
@@ -190,7 +203,7 @@ def main() -> None:
         prepare_own_data()
     for index, (name, script, quick, full) in enumerate(chosen):
         if index:
-            time.sleep(5)  # what the previous one left queued drains
+            settle()
         results[name] = run(name, script, full if args.full else quick)
     results["P7"] = p7(results)
     out = BENCH / "results"
