@@ -6,7 +6,6 @@ with scripts/services.sh before pytest runs.
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
@@ -87,9 +86,9 @@ def unique_name() -> str:
 
 @pytest.fixture
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    from tests.stack import free_port
+
+    return free_port()
 
 
 @pytest.fixture

@@ -8,22 +8,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.stack import ROOT, free_port
+
 SERVICES_SCRIPT = ROOT / "scripts" / "services.py"
 NAMES = ("postgres", "redis", "mongodb", "kafka")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OwnServices:
