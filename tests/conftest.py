@@ -16,6 +16,15 @@ from accounts.roles import Role
 from core import kafka, mongo
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _queue_marked():
+    """The broker's queue mark is there: a sweep queues what is due, not every pending row as
+    it does when the broker lost its queue (tests/webhooks/test_delivery.py)."""
+    from webhooks.services.queueing import queue_marked
+
+    queue_marked()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_credentials():
     """Each test resolves its keys and tokens afresh (the process remembers them for

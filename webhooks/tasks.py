@@ -7,12 +7,22 @@ and returns; recorder threads write the outcomes.
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from webhooks.services.dispatch import deliveries_send
 from webhooks.services.queueing import deliveries_sweep
 
 
-@shared_task(ignore_result=True)
+@shared_task(
+    ignore_result=True,
+    # PostgreSQL did not answer (restarting, failing over): the batch's deliveries are still
+    # pending, so the task is tried again within seconds (1, 2, 4, then every 8 s, about 45 s
+    # in all) rather than leaving them to wait for their lease to lapse
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=8,
+    max_retries=8,
+)
 def deliver(delivery_ids: list[int]) -> int:
     """Send one batch of deliveries (of one subscription); the outcomes are recorded as they
     arrive, without holding this worker thread."""

@@ -28,7 +28,8 @@ STACK_SETTINGS = {
     "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
     "WEBHOOK_EGRESS_NETWORKS": "127.0.0.0/8",
     # a killed webhook worker's claims lapse after this plus the request's timeout: short, so
-    # a test sees the sweeper take them back in seconds rather than a minute
+    # a test sees the sweeper take them back in seconds rather than a minute (the outage
+    # tests use the default: their recovery must not depend on a short lease)
     "WEBHOOK_LEASE_SECONDS": "10",
     "KAFKA_PARTITIONS": "4",
     "KAFKA_SESSION_TIMEOUT_MS": "6000",

@@ -20,6 +20,7 @@ from tests.helpers import Reply
 pytestmark = pytest.mark.chaos
 
 RECOVERY_SECONDS = 30
+DEFAULT_LEASE_SECONDS = 60  # eventhub/settings.py's WEBHOOK_LEASE_SECONDS
 BURST = 0.4  # the share of the stream sent at once, just before the fault
 ANSWER_SECONDS = 1.0  # how long the receiver takes for each answer (100 connections)
 # the longest answer allowed: a publish waits for the broker at most KAFKA_MESSAGE_TIMEOUT_MS
@@ -61,7 +62,8 @@ def test_the_system_rides_out_a_dependency_outage(fault, make_scene, stack_facto
     count = chaos_events(1500)
     # the receiver takes its time, so that deliveries are queued and in flight when it hits
     scene.receiver.reply("/hook/a", *[Reply(delay=ANSWER_SECONDS)] * (2 * count))
-    stack = stack_factory()
+    # the default lease (60 s): recovery must not wait for it, whatever the dependency lost
+    stack = stack_factory(extra_env={"WEBHOOK_LEASE_SECONDS": str(DEFAULT_LEASE_SECONDS)})
     # a burst first, so that the fault finds work in every stage (events on the topic,
     # deliveries queued in Redis and in flight), then the rest spread over the outage
     producer = scene.producer(

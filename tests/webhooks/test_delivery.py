@@ -441,6 +441,84 @@ def test_a_worker_that_died_mid_send_is_taken_over_by_the_sweeper(
     assert delivery.status == "succeeded" and len(receiver.received) == 1
 
 
+def test_when_the_broker_lost_its_queue_the_sweeper_queues_every_pending_delivery(
+    receiver, store_event, django_capture_on_commit_callbacks
+):
+    """A pending delivery waits for its task until its lease lapses. When Redis restarted
+    without persistence (its queue mark is gone), the next sweep queues it at once."""
+    from core.redis import get_broker_redis
+    from webhooks.services.queueing import QUEUE_MARK
+
+    subscription, _ = subscribed(receiver.url())
+    delivery = pending(subscription, store_event())  # its task queued, due again in 60 s
+    assert sweep(django_capture_on_commit_callbacks) == 0  # the queue is there: it waits
+
+    get_broker_redis().delete(QUEUE_MARK)  # what a restart without persistence leaves
+    try:
+        assert sweep(django_capture_on_commit_callbacks) == 1
+    finally:
+        assert get_broker_redis().exists(QUEUE_MARK)  # marked again by that sweep
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(receiver.received) == 1
+    assert sweep(django_capture_on_commit_callbacks) == 0
+
+
+def test_deliveries_the_broker_did_not_take_are_due_in_seconds(
+    receiver, store_event, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Redis down when the pipeline commits its deliveries: the batch stands (no error), and
+    its deliveries are due to the sweeper in seconds rather than when their lease lapses."""
+    from kombu.exceptions import OperationalError
+
+    from webhooks import tasks
+    from webhooks.services.queueing import RELEASE_SECONDS, deliveries_enqueue_on_commit
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    subscription, _ = subscribed(receiver.url())
+    delivery = pending(subscription, store_event())
+    monkeypatch.setattr(tasks.deliver, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        deliveries_enqueue_on_commit([(delivery.pk, subscription.pk)])
+
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    assert delivery.next_attempt_at <= timezone.now() + timedelta(seconds=RELEASE_SECONDS)
+    monkeypatch.undo()  # the broker is back
+    time.sleep(RELEASE_SECONDS)
+    assert sweep(django_capture_on_commit_callbacks) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(receiver.received) == 1
+
+
+def test_a_batch_postgresql_did_not_take_is_tried_again_within_seconds(
+    receiver, store_event, monkeypatch
+):
+    """PostgreSQL restarting when a ``deliver`` task runs: the task is tried again (its
+    deliveries are still pending), not dropped to wait a lease for the sweeper."""
+    from django.db import OperationalError
+
+    from webhooks import tasks
+
+    subscription, _ = subscribed(receiver.url())
+    delivery = pending(subscription, store_event())
+    tries = []
+
+    def restarting(**kwargs):
+        tries.append(kwargs["ids"])
+        if len(tries) == 1:
+            raise OperationalError("terminating connection due to administrator command")
+        return deliveries_send(**kwargs)
+
+    monkeypatch.setattr(tasks, "deliveries_send", restarting)
+    tasks.deliver.delay([delivery.pk])  # eager: the retry runs at once, here
+
+    assert tries == [[delivery.pk], [delivery.pk]]
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and len(receiver.wait_for(1)) == 1
+
+
 def test_claims_are_given_back_when_mongodb_is_down(receiver, store_event, settings):
     """A batch that cannot load its events sends nothing; its claims are pending again at
     once, due in seconds (not when their lease lapses), and count as no attempt."""

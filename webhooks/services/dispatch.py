@@ -29,6 +29,7 @@ from webhooks.services.outcomes import (
     update_rows,
 )
 from webhooks.services.queueing import (
+    RELEASE_SECONDS,
     SUBSCRIPTIONS,
     TABLE,
     UNFINISHED,
@@ -43,9 +44,6 @@ Prepared = tuple[
     list[Claimed],
 ]
 logger = logging.getLogger(__name__)
-
-# seconds before the sweeper queues again a batch given back because a dependency failed
-RELEASE_SECONDS = 2.0
 
 
 def _hold_inactive(ids: list[int], now: datetime) -> None:
