@@ -16,8 +16,8 @@ from webhooks.services.queueing import deliveries_sweep
 @shared_task(
     ignore_result=True,
     # PostgreSQL did not answer (restarting, failing over): the batch's deliveries are still
-    # pending, so the task is tried again within seconds (1, 2, 4, then every 8 s, about 45 s
-    # in all) rather than leaving them to wait for their lease to lapse
+    # pending, so the task is tried again within seconds (a jittered backoff of at most 1, 2,
+    # 4, then 8 s: at most about 45 s in all) rather than leaving them to wait for their lease
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=1,
     retry_backoff_max=8,
