@@ -144,7 +144,7 @@ def schemathesis(url: str, token: str, examples: int, report: Path) -> tuple[int
         "--header",
         f"Authorization: Bearer {token}",
         "--phases",
-        "examples,coverage,fuzzing",
+        "examples,coverage,fuzzing,stateful",
         "--checks",
         "all",
         "--max-examples",
